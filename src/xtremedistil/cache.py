@@ -1,0 +1,218 @@
+"""The teacher cache: the fine-tuned teacher runs ONCE over a set of windows; for every real sub-word the
+hidden state of one layer and the logits are stored in fp16, ragged (no padding), in chunked shards with a
+manifest. Training reads them back through memory maps, so the cache never has to fit in RAM.
+
+A killed caching run resumes from the last complete shard: a shard is listed in the manifest only after
+its files were renamed into place, so finished shards are never recomputed and partial ones never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xtremedistil.batching import SpecialIds, iterate_batches
+from xtremedistil.errors import XtremeDistilError
+from xtremedistil.io import atomic_path, read_json, write_json
+from xtremedistil.outputs import TokenOutput
+from xtremedistil.progress import Reporter, SilentReporter
+from xtremedistil.tasks.base import Encoded
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+ARRAYS = ("hidden", "logits", "offsets")
+
+
+def data_fingerprint(encoded: Sequence[Encoded]) -> str:
+    """Identity of the windows' sub-word ids (what the teacher sees), independent of labels."""
+    digest = hashlib.sha256()
+    for window in encoded:
+        digest.update(np.int64(len(window)).tobytes())
+        digest.update(window.input_ids.astype(np.int32).tobytes())
+    return digest.hexdigest()
+
+
+def cache_key(teacher_sha: str, layer: int, max_length: int, data_sha: str) -> str:
+    text = f"v{FORMAT_VERSION}:{teacher_sha}:{layer}:{max_length}:{data_sha}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """What a cache is a cache of; two runs with equal specs share one cache."""
+
+    teacher: str  # teacher name / folder, for humans
+    teacher_sha: str  # sha256 of the teacher's weights: the real identity
+    layer: int
+    max_length: int
+    tokenizer: str
+    hidden_size: int
+    num_labels: int
+
+    def key(self, data_sha: str) -> str:
+        return cache_key(self.teacher_sha, self.layer, self.max_length, data_sha)
+
+
+def estimate(encoded: Sequence[Encoded], spec: CacheSpec, windows_per_second: float) -> dict[str, float]:
+    """Disk size and time of a cache before anything is computed."""
+    subwords = sum(len(w) for w in encoded)
+    size = subwords * (spec.hidden_size + spec.num_labels) * 2 + (len(encoded) + 1) * 8
+    return {
+        "windows": len(encoded),
+        "subwords": subwords,
+        "bytes": size,
+        "seconds": len(encoded) / windows_per_second,
+    }
+
+
+class TeacherCache:
+    """Read side: ``outputs(indices, width)`` gives padded teacher hidden states and logits for a batch."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        manifest_path = self.root / MANIFEST
+        if not manifest_path.is_file():
+            raise XtremeDistilError("no teacher cache here (manifest.json missing)", path=self.root)
+        self.manifest = read_json(manifest_path)
+        if not self.manifest.get("complete"):
+            raise XtremeDistilError(
+                "teacher cache is incomplete; rerun `xtremedistil cache` to finish it", path=root
+            )
+        self.shard_size = int(self.manifest["shard_size"])
+        self._maps: dict[int, dict[str, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return int(self.manifest["windows"])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.manifest["hidden_size"])
+
+    def _shard(self, k: int) -> dict[str, np.ndarray]:
+        if k not in self._maps:
+            self._maps[k] = {
+                name: np.load(self.root / _shard_file(k, name), mmap_mode="r") for name in ARRAYS
+            }
+        return self._maps[k]
+
+    def window(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(T, D) hidden and (T, C) logits of window ``i`` (fp16 memory-mapped views)."""
+        shard = self._shard(i // self.shard_size)
+        a, b = shard["offsets"][i % self.shard_size : i % self.shard_size + 2]
+        return shard["hidden"][a:b], shard["logits"][a:b]
+
+    def outputs(self, indices: Sequence[int], width: int) -> TokenOutput:
+        """Teacher outputs laid out like ``collate``: row r, positions 1..T_r; zeros on specials/padding."""
+        hidden = torch.zeros(len(indices), width, self.hidden_size)
+        logits = torch.zeros(len(indices), width, int(self.manifest["num_labels"]))
+        for row, i in enumerate(indices):
+            h, z = self.window(int(i))
+            hidden[row, 1 : len(h) + 1] = torch.from_numpy(np.asarray(h, dtype=np.float32))
+            logits[row, 1 : len(z) + 1] = torch.from_numpy(np.asarray(z, dtype=np.float32))
+        return TokenOutput(logits=logits, hidden=hidden)
+
+
+def _shard_file(k: int, name: str) -> str:
+    return f"shard-{k:05d}.{name}.npy"
+
+
+def build_cache(
+    teacher: Any,
+    encoded: Sequence[Encoded],
+    root: Path,
+    spec: CacheSpec,
+    *,
+    shard_size: int = 4096,
+    batch_size: int = 64,
+    reporter: Reporter | None = None,
+    description: str = "cache teacher outputs",
+) -> TeacherCache:
+    """Run ``teacher`` over ``encoded`` once and store layer states and logits; resume if interrupted."""
+    reporter = reporter or SilentReporter()
+    root = Path(root)
+    data_sha = data_fingerprint(encoded)
+    manifest = _open_manifest(root, spec, data_sha, len(encoded), shard_size)
+    if manifest["complete"]:
+        return TeacherCache(root)
+    special = SpecialIds.from_tokenizer(teacher.tokenizer)
+    n_shards = max(1, -(-len(encoded) // shard_size))
+    done = {s["index"] for s in manifest["shards"]}
+    todo = [k for k in range(n_shards) if k not in done]
+    remaining = sum(min(shard_size, len(encoded) - k * shard_size) for k in todo)
+    if done:
+        reporter.info(f"cache: resuming, {len(done)}/{n_shards} shards already complete")
+    start = time.perf_counter()
+    with reporter.bar(description, total=remaining) as advance:
+        for k in todo:
+            windows = encoded[k * shard_size : (k + 1) * shard_size]
+            subwords = _write_shard(teacher, windows, root, k, spec.layer, special, batch_size, advance)
+            manifest["shards"].append({"index": k, "windows": len(windows), "subwords": subwords})
+            manifest["shards"].sort(key=lambda s: s["index"])
+            write_json(root / MANIFEST, manifest)
+    manifest["subwords"] = sum(s["subwords"] for s in manifest["shards"])
+    manifest["seconds"] = manifest.get("seconds", 0.0) + time.perf_counter() - start
+    manifest["bytes"] = sum(f.stat().st_size for f in root.glob("shard-*.npy"))
+    manifest["complete"] = True
+    write_json(root / MANIFEST, manifest)
+    return TeacherCache(root)
+
+
+def _open_manifest(
+    root: Path, spec: CacheSpec, data_sha: str, windows: int, shard_size: int
+) -> dict[str, Any]:
+    path = root / MANIFEST
+    expected = {
+        "format": FORMAT_VERSION,
+        **vars(spec),
+        "data_sha": data_sha,
+        "windows": windows,
+        "shard_size": shard_size,
+        "dtype": "float16",
+    }
+    if path.is_file():
+        manifest = read_json(path)
+        if {k: manifest.get(k) for k in expected} == expected:
+            return manifest
+        raise XtremeDistilError(
+            "this cache folder holds outputs of a different teacher, layer or data; delete it or use another",
+            path=root,
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = {**expected, "shards": [], "complete": False}
+    write_json(path, manifest)
+    return manifest
+
+
+def _write_shard(
+    teacher: Any,
+    windows: Sequence[Encoded],
+    root: Path,
+    k: int,
+    layer: int,
+    special: SpecialIds,
+    batch_size: int,
+    advance: Any,
+) -> int:
+    lengths = np.array([len(w) for w in windows])
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    hidden = np.empty((offsets[-1], teacher.model.config.hidden_size), dtype=np.float16)
+    logits = np.empty((offsets[-1], len(teacher.labels)), dtype=np.float16)
+    with torch.inference_mode():
+        for batch in iterate_batches(windows, batch_size, special, shuffle=False):
+            out = teacher(batch, layer=layer)
+            for row, i in enumerate(batch.index.tolist()):
+                a, b = offsets[i], offsets[i + 1]
+                hidden[a:b] = out.hidden[row, 1 : b - a + 1].numpy()
+                logits[a:b] = out.logits[row, 1 : b - a + 1].numpy()
+            advance(len(batch))
+    for name, array in (("hidden", hidden), ("logits", logits), ("offsets", offsets)):
+        with atomic_path(root / _shard_file(k, name)) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, array)
+    return int(offsets[-1])

@@ -1,0 +1,188 @@
+"""The command line: each command parses options and calls one plain library function."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+
+from xtremedistil.errors import XtremeDistilError
+
+app = typer.Typer(
+    name="xtremedistil",
+    help="Distil massive multilingual transformers into tiny, fast students (XtremeDistil, ACL 2020).\n\n"
+    "Runs offline on an embedded default: the multilingual-e5-small teacher and gold NER data in zh, en, ja.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+teacher_app = typer.Typer(help="Fine-tune, list and convert teachers.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect labeled and unlabeled data.", no_args_is_help=True)
+config_app = typer.Typer(help="Show default and resolved configs.", no_args_is_help=True)
+app.add_typer(teacher_app, name="teacher")
+app.add_typer(data_app, name="data")
+app.add_typer(config_app, name="config")
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigArg = Annotated[
+    Path | None,
+    typer.Argument(help="TOML config; omit for the embedded default (see `xtremedistil config default`)."),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config key, e.g. --set teacher.epochs=2 (repeatable)."),
+]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Run folder (overrides output_dir).")]
+
+
+@app.callback()
+def _global(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
+) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    for noisy in ("transformers", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _load(config: Path | None, overrides: list[str] | None, output: Path | None):
+    from xtremedistil.config import load_config
+
+    overrides = list(overrides or [])
+    if output is not None:
+        overrides.append(f'output_dir="{output}"')
+    return load_config(config, overrides)
+
+
+def _reporter():
+    from xtremedistil.progress import RichReporter
+
+    return RichReporter(err_console)
+
+
+@teacher_app.command("train")
+def teacher_train(config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None) -> None:
+    """Fine-tune the teacher on the labeled data (joint over languages), select on dev F1, evaluate per
+    language on dev and test, and write the run folder (config, teacher, metrics.json, teacher.md).
+
+    Rerunning the same command on the same folder reuses a finished teacher."""
+    from xtremedistil.pipeline import run_teacher, teacher_report
+
+    cfg = _load(config, set_, output)
+    metrics = run_teacher(cfg, _reporter())
+    console.print(teacher_report(metrics["teacher"]), markup=False, highlight=False)
+    console.print(f"run folder: {cfg.output_dir}")
+
+
+@teacher_app.command("list")
+def teacher_list() -> None:
+    """List the named teachers (any local HF folder works too)."""
+    from xtremedistil.teacher.registry import DEFAULT_TEACHER, TEACHERS
+
+    for name, spec in TEACHERS.items():
+        mark = " (default)" if name == DEFAULT_TEACHER else ""
+        console.print(f"{name}{mark}: {spec.description}", highlight=False)
+
+
+@teacher_app.command("convert")
+def teacher_convert(
+    name: Annotated[str, typer.Argument(help="Teacher name from `teacher list`.")] = "multilingual-e5-small",
+) -> None:
+    """Convert (once per machine) and print the local HF folder of a named teacher."""
+    from xtremedistil.teacher.registry import resolve_teacher
+
+    console.print(str(resolve_teacher(name)))
+
+
+@app.command("evaluate")
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A run folder or a fine-tuned teacher folder.")],
+    data: Annotated[str, typer.Option(help="embedded:<name>, a corpus folder, or a file.")],
+    split: Annotated[str, typer.Option(help="Split to score: train, dev or test.")] = "test",
+    languages: Annotated[str | None, typer.Option(help="Comma-separated languages to keep.")] = None,
+    lang: Annotated[str | None, typer.Option(help="Language of a single data file.")] = None,
+    scheme: Annotated[
+        str, typer.Option(help="strict-word (seqeval strict IOB2) or conlleval-subword (the paper's).")
+    ] = "strict-word",
+    output: Annotated[Path | None, typer.Option(help="Write the metrics JSON here.")] = None,
+) -> None:
+    """Score a fine-tuned model per language (P, R, F1 per type; mean ± std over languages)."""
+    from xtremedistil.pipeline import evaluate_model_dir
+
+    result = evaluate_model_dir(
+        model_dir,
+        data,
+        split=split,
+        languages=languages,
+        lang=lang,
+        scheme=scheme,
+        output=output,
+        reporter=_reporter(),
+    )
+    console.print(result, markup=False, highlight=False)
+
+
+@data_app.command("stats")
+def data_stats(
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(help="embedded:<name>, corpus folders or files; default: every embedded corpus."),
+    ] = None,
+) -> None:
+    """Sentences, words and entities per language, split and type."""
+    from xtremedistil.data.sources import stats_table
+
+    console.print(stats_table(sources), markup=False, highlight=False)
+
+
+@config_app.command("default")
+def config_default(task: Annotated[str, typer.Option(help="Task name.")] = "ner") -> None:
+    """Print the commented default config of a task (a good starting point for your own)."""
+    from xtremedistil.config import default_config_text
+
+    console.print(default_config_text(task), markup=False, highlight=False)
+
+
+@config_app.command("show")
+def config_show(config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None) -> None:
+    """Validate a config and print it resolved, with every default filled in."""
+    from xtremedistil.config import config_to_toml
+
+    console.print(config_to_toml(_load(config, set_, output)), markup=False, highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors print one line and exit 2; tracebacks only with --debug."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        app(args=argv, standalone_mode=False, prog_name="xtremedistil")
+    except XtremeDistilError as exc:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err_console.print("interrupted: finished steps are saved; rerun the same command to resume")
+        return 130
+    except OSError as exc:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

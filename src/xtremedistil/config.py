@@ -1,0 +1,162 @@
+"""One validated config format (TOML): unknown keys and bad values are rejected with a message naming the key.
+
+A config never imports or runs code. The commented defaults live in ``xtremedistil/configs/<task>.toml``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from xtremedistil.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabeledSource(Strict):
+    """A labeled corpus: ``embedded:<name>``, a corpus folder, or one file (then ``lang`` names its language)."""
+
+    source: str
+    languages: list[str] | None = None
+    lang: str | None = None
+    format: Literal["auto", "conll", "tsv", "wikiann"] = "auto"
+    encoding: str = "utf-8"
+    scheme: Literal["iob2", "iob1"] = "iob2"
+    max_train: int | None = Field(default=None, ge=1)
+    max_dev: int | None = Field(default=None, ge=1)
+    max_test: int | None = Field(default=None, ge=1)
+
+
+class TransferSource(Strict):
+    """Unlabeled text: ``embedded:<pool>``, ``labeled:train`` (the labeled train split without its tags), or a
+    plain-text file (one sentence per line, optional ``lang<TAB>`` column)."""
+
+    source: str
+    lang: str | None = None
+    encoding: str = "utf-8"
+    max_sentences: int | None = Field(default=None, ge=1)
+
+
+class DataConfig(Strict):
+    labeled: list[LabeledSource] = Field(min_length=1)
+    transfer: list[TransferSource] = Field(default_factory=list)
+    max_transfer: int | None = Field(default=None, ge=1)
+
+
+class TeacherConfig(Strict):
+    name: str = "multilingual-e5-small"
+    run: str | None = None  # reuse the fine-tuned teacher of this run folder instead of training
+    max_length: int = Field(default=128, ge=8, le=512)
+    epochs: int = Field(default=3, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    eval_batch_size: int = Field(default=64, ge=1)
+    lr: float = Field(default=5e-5, gt=0, lt=1)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    clip_grad_norm: float = Field(default=1.0, gt=0)
+    patience: int = Field(default=2, ge=1)
+    eval_every: int = Field(default=0, ge=0)  # steps between dev evaluations; 0 = once per epoch
+    embedding_rows: Literal["seen", "all", "frozen"] = "seen"
+    bucketing: bool = True
+
+
+class EvaluationConfig(Strict):
+    scheme: Literal["strict-word", "conlleval-subword"] = "strict-word"
+    batch_size: int = Field(default=64, ge=1)
+
+
+class RunConfig(Strict):
+    task: Literal["ner"] = "ner"
+    seed: int = 13
+    threads: int = Field(default=0, ge=0)  # 0 = one per available core
+    output_dir: str = "runs/default"
+    data: DataConfig
+    teacher: TeacherConfig = TeacherConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @field_validator("output_dir")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+def default_config_text(task: str = "ner") -> str:
+    """The commented default config of a task (shipped inside the package)."""
+    try:
+        return resources.files("xtremedistil").joinpath(f"configs/{task}.toml").read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no default config for task {task!r}") from exc
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key.sub=value`` with a TOML value (strings may be bare): ``teacher.epochs=2``, ``output_dir=runs/x``."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. teacher.epochs=2")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key {key!r}")
+        elif err["type"] == "missing":
+            lines.append(f"missing required key {key!r}")
+        else:
+            lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+    return f"invalid config {origin}: " + "; ".join(lines)
+
+
+def config_from_dict(tree: dict[str, Any], origin: str = "") -> RunConfig:
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, origin)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None, task: str = "ner") -> RunConfig:
+    """Read a TOML config (or the task's default when ``path`` is None) and apply ``key=value`` overrides."""
+    if path is None:
+        text, origin = default_config_text(task), f"(default {task} config)"
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError("config file not found", path=path)
+        text, origin = path.read_text(encoding="utf-8"), str(path)
+    try:
+        tree = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=origin) from None
+    for override in overrides or []:
+        _set_dotted(tree, *parse_override(override))
+    return config_from_dict(tree, origin)
+
+
+def config_to_toml(config: RunConfig) -> str:
+    return tomli_w.dumps(config.model_dump(exclude_none=True))

@@ -1,0 +1,457 @@
+"""Readers for token-per-line NER files (CoNLL, XTREME/WikiAnn TSV, original WikiAnn) and corpus folders.
+
+Every malformed input raises :class:`~xtremedistil.errors.DataError` naming the file and the 1-based line,
+because a silently skipped line in a gold file changes the scores a paper comparison depends on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from xtremedistil.data.records import Corpus, Sentence
+from xtremedistil.errors import DataError
+
+FORMATS = ("auto", "conll", "tsv", "wikiann")
+SCHEMES = ("iob1", "iob2")
+SPLIT_ALIASES = {"train": "train", "dev": "dev", "valid": "dev", "validation": "dev", "test": "test"}
+EXTENSIONS = (".tsv", ".txt", ".conll")
+
+_TAG_RE = re.compile(r"^[BI]-\S+$")
+_WIKIANN_PREFIX_RE = re.compile(r"^([a-z]{2,3}(?:[-_][A-Za-z0-9]+)?):(.+)$")
+_LANG_RE = r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]+)*"
+_FLAT_FILE_RE = re.compile(
+    rf"^(train|dev|valid|validation|test)-({_LANG_RE})(\.tsv|\.txt|\.conll)(\.gz)?$", re.IGNORECASE
+)
+_NESTED_FILE_RE = re.compile(
+    r"^(train|dev|valid|validation|test)(\.tsv|\.txt|\.conll)(\.gz)?$", re.IGNORECASE
+)
+_SNIFF_LINES = 50
+
+
+# --------------------------------------------------------------------------------------------------------
+# Raw text access shared with the unlabeled reader.
+# --------------------------------------------------------------------------------------------------------
+
+
+def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
+    """Decode a (possibly gzipped) text file into lines without line terminators.
+
+    The whole file is decoded at once for speed; on a decoding error the byte offset is turned into a line
+    number so the user can find the bad byte, and ``encoding=`` is suggested (CoNLL-2002 is Latin-1).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", path=path)
+    if not path.is_file():
+        raise DataError("not a regular file", path=path)
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"not a valid gzip file ({exc})", path=path) from None
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        bad = data[exc.start : exc.end].hex(" ")
+        raise DataError(
+            f"cannot decode byte(s) {bad} as {encoding}; if the file uses another encoding, "
+            f"pass encoding= (e.g. encoding='latin-1' for CoNLL-2002)",
+            path=path,
+            line=line,
+        ) from None
+    except LookupError:
+        raise DataError(f"unknown encoding {encoding!r}", path=path) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Tag schemes.
+# --------------------------------------------------------------------------------------------------------
+
+
+def normalise_iob2(tags: Sequence[str]) -> list[str]:
+    """Repair IOB2: an ``I-X`` that does not continue a ``B-X``/``I-X`` becomes ``B-X``.
+
+    Used after mapping or dropping entity types, where removing a ``B-`` would otherwise leave a dangling
+    ``I-`` that seqeval would count as a separate entity.
+    """
+    out: list[str] = []
+    prev = "O"
+    for tag in tags:
+        if tag.startswith("I-") and prev[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        out.append(tag)
+        prev = tag
+    return out
+
+
+def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
+    """Convert IOB1 (``B-`` only between two adjacent same-type entities) to IOB2.
+
+    In IOB1 an entity starts with ``I-`` unless it directly follows one of the same type, so the
+    conversion is exactly the IOB2 repair rule: every ``I-X`` that does not continue an ``X`` starts one.
+    """
+    return normalise_iob2(tags)
+
+
+def map_tags(tags: Sequence[str], tag_map: dict[str, str], *, drop_unmapped: bool = True) -> list[str]:
+    """Rename entity types with ``tag_map`` (unmapped types become ``O`` when ``drop_unmapped``).
+
+    The result is re-normalised so that dropping a type never leaves a dangling ``I-``.
+    """
+    out: list[str] = []
+    for tag in tags:
+        if tag == "O":
+            out.append(tag)
+            continue
+        target = tag_map.get(tag[2:])
+        if target is None:
+            out.append("O" if drop_unmapped else tag)
+        elif target == "O":
+            out.append("O")
+        else:
+            out.append(tag[:2] + target)
+    return normalise_iob2(out)
+
+
+def entity_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """``(type, start, end)`` spans of an IOB2 sequence, ``end`` exclusive, with seqeval's lenient rule
+    that an ``I-X`` not continuing an ``X`` starts a new entity."""
+    spans: list[tuple[str, int, int]] = []
+    start, kind = -1, ""
+    for i, tag in enumerate([*tags, "O"]):
+        continues = tag.startswith("I-") and tag[2:] == kind and start >= 0
+        if continues:
+            continue
+        if start >= 0:
+            spans.append((kind, start, i))
+            start, kind = -1, ""
+        if tag != "O":
+            start, kind = i, tag[2:]
+    return spans
+
+
+# --------------------------------------------------------------------------------------------------------
+# Tagged files.
+# --------------------------------------------------------------------------------------------------------
+
+
+def sniff_format(lines: Sequence[str]) -> str:
+    """Guess ``conll``, ``tsv`` or ``wikiann`` from the first non-blank, non ``-DOCSTART-`` lines.
+
+    The first token line decides between TSV and CoNLL so that a later line without its tab is reported as
+    an error instead of silently switching the whole file to whitespace splitting.
+    """
+    sample = [line for line in lines if line.strip() and not line.startswith("-DOCSTART-")][:_SNIFF_LINES]
+    if not sample:
+        return "conll"
+    firsts = [line.split(None, 1)[0] for line in sample]
+    if all(_WIKIANN_PREFIX_RE.match(first) for first in firsts):
+        return "wikiann"
+    if sample[0].count("\t") == 1:
+        return "tsv"
+    return "conll"
+
+
+def _split_columns(line: str, fmt: str) -> list[str]:
+    if fmt == "tsv":
+        return line.split("\t")
+    return line.split()
+
+
+def _check_tag(tag: str, path: Path, lineno: int) -> None:
+    if tag != "O" and not _TAG_RE.match(tag):
+        raise DataError(
+            f"invalid tag {tag!r}: expected 'O', 'B-TYPE' or 'I-TYPE' (IOB1/IOB2; IOBES is not supported)",
+            path=path,
+            line=lineno,
+        )
+
+
+def _parse_token(line: str, fmt: str, ncols: int | None, path: Path, lineno: int) -> tuple[str, str, int]:
+    """Return ``(word, tag, column count)`` of one token line, rejecting wrong column counts."""
+    cols = _split_columns(line, fmt)
+    if fmt == "tsv":
+        if len(cols) != 2:
+            raise DataError(
+                f"expected 2 tab-separated columns 'token<TAB>tag', found {len(cols)}: {line!r}",
+                path=path,
+                line=lineno,
+            )
+        if not cols[0].strip() or not cols[1].strip():
+            raise DataError(f"empty token or tag in {line!r}", path=path, line=lineno)
+        cols = [cols[0].strip(), cols[1].strip()]
+    elif len(cols) < 2:
+        raise DataError(
+            f"expected at least 2 whitespace-separated columns 'token ... tag', found {len(cols)}: {line!r}",
+            path=path,
+            line=lineno,
+        )
+    if ncols is not None and len(cols) != ncols:
+        raise DataError(
+            f"inconsistent column count: {len(cols)} columns here but {ncols} earlier in the file",
+            path=path,
+            line=lineno,
+        )
+    _check_tag(cols[-1], path, lineno)
+    return cols[0], cols[-1], len(cols)
+
+
+def _strip_prefix(word: str, path: Path, lineno: int) -> tuple[str, str]:
+    match = _WIKIANN_PREFIX_RE.match(word)
+    if match is None:
+        raise DataError(
+            f"expected a 'lang:token' prefix in the original WikiAnn format, got {word!r}",
+            path=path,
+            line=lineno,
+        )
+    return match.group(2), match.group(1)
+
+
+def _parse_sentences(
+    lines: Sequence[str], fmt: str, path: Path
+) -> list[tuple[list[str], list[str], str | None]]:
+    """Group token lines into ``(words, tags, prefix language)``; whitespace-only lines separate sentences."""
+    sentences: list[tuple[list[str], list[str], str | None]] = []
+    words: list[str] = []
+    tags: list[str] = []
+    prefix_lang: str | None = None
+    ncols: int | None = None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            if words:
+                sentences.append((words, tags, prefix_lang))
+                words, tags, prefix_lang = [], [], None
+            continue
+        if line.startswith("-DOCSTART-"):
+            continue
+        word, tag, ncols = _parse_token(line, fmt, ncols, path, lineno)
+        if fmt == "wikiann":
+            word, lang = _strip_prefix(word, path, lineno)
+            prefix_lang = prefix_lang or lang
+        words.append(word)
+        tags.append(tag)
+    if words:
+        sentences.append((words, tags, prefix_lang))
+    return sentences
+
+
+def read_tagged_file(
+    path: str | Path,
+    *,
+    lang: str = "und",
+    format: str = "auto",
+    encoding: str = "utf-8",
+    scheme: str = "iob2",
+    tag_map: dict[str, str] | None = None,
+    drop_unmapped: bool = True,
+) -> list[Sentence]:
+    """Read a token-per-line NER file into IOB2-tagged sentences.
+
+    ``format``: ``conll`` (whitespace columns, tag last, ``-DOCSTART-`` skipped), ``tsv`` (``token<TAB>tag``),
+    ``wikiann`` (``lang:token tag``; the prefix gives the language unless ``lang`` is given) or ``auto``.
+    ``scheme="iob1"`` converts IOB1 to IOB2; ``"iob2"`` keeps tags as they are (like seqeval).
+    ``tag_map`` renames entity types (``{"person": "PER"}``); unmapped types become ``O`` if ``drop_unmapped``.
+    """
+    path = Path(path)
+    if format not in FORMATS:
+        raise DataError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}", path=path)
+    if scheme not in SCHEMES:
+        raise DataError(f"unknown tag scheme {scheme!r}; expected one of {', '.join(SCHEMES)}", path=path)
+    lines = read_lines(path, encoding)
+    fmt = sniff_format(lines) if format == "auto" else format
+    parsed = _parse_sentences(lines, fmt, path)
+    if not parsed:
+        raise DataError("file is empty (no token lines)", path=path)
+    out: list[Sentence] = []
+    for words, tags, prefix_lang in parsed:
+        if scheme == "iob1":
+            tags = iob1_to_iob2(tags)
+        if tag_map is not None:
+            tags = map_tags(tags, tag_map, drop_unmapped=drop_unmapped)
+        sent_lang = prefix_lang if (lang == "und" and prefix_lang) else lang
+        out.append(Sentence(tuple(words), tuple(tags), sent_lang))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Corpus folders.
+# --------------------------------------------------------------------------------------------------------
+
+
+def _find_flat(folder: Path) -> dict[tuple[str, str], Path]:
+    found: dict[tuple[str, str], Path] = {}
+    for file in sorted(folder.iterdir()):
+        match = _FLAT_FILE_RE.match(file.name)
+        if match and file.is_file():
+            _add_file(found, (match.group(2), SPLIT_ALIASES[match.group(1).lower()]), file)
+    return found
+
+
+def _find_nested(folder: Path) -> dict[tuple[str, str], Path]:
+    found: dict[tuple[str, str], Path] = {}
+    for sub in sorted(folder.iterdir()):
+        if not sub.is_dir() or not re.fullmatch(_LANG_RE, sub.name):
+            continue
+        for file in sorted(sub.iterdir()):
+            match = _NESTED_FILE_RE.match(file.name)
+            if match and file.is_file():
+                _add_file(found, (sub.name, SPLIT_ALIASES[match.group(1).lower()]), file)
+    return found
+
+
+def _add_file(found: dict[tuple[str, str], Path], key: tuple[str, str], file: Path) -> None:
+    if key in found:
+        raise DataError(
+            f"two files for language {key[0]!r} split {key[1]!r}: {found[key].name} and {file.name}; "
+            "remove one",
+            path=file.parent,
+        )
+    found[key] = file
+
+
+def discover_corpus_files(path: str | Path) -> dict[tuple[str, str], Path]:
+    """Map ``(lang, split)`` to files for the ``{split}-{lang}.{ext}[.gz]`` or ``{lang}/{split}.{ext}[.gz]`` layout."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DataError("corpus folder not found", path=folder)
+    found = _find_flat(folder) or _find_nested(folder)
+    if not found:
+        raise DataError(
+            "no data files found; expected {split}-{lang}.{tsv,txt,conll}[.gz] (e.g. train-en.tsv.gz) "
+            "or {lang}/{split}.{tsv,txt,conll}[.gz], with split train/dev/test",
+            path=folder,
+        )
+    return found
+
+
+def read_corpus_folder(
+    path: str | Path,
+    *,
+    languages: Iterable[str] | None = None,
+    format: str = "auto",
+    encoding: str = "utf-8",
+    scheme: str = "iob2",
+    tag_map: dict[str, str] | None = None,
+    drop_unmapped: bool = True,
+) -> Corpus:
+    """Read a multilingual NER folder (XTREME/WikiAnn layout or one folder per language) into a Corpus.
+
+    The entity types must be identical across languages (see :func:`check_label_sets`), since the joint
+    student has a single output layer.
+    """
+    folder = Path(path)
+    found = discover_corpus_files(folder)
+    available = sorted({lang for lang, _ in found})
+    wanted = available if languages is None else list(dict.fromkeys(languages))
+    unknown = [lang for lang in wanted if lang not in available]
+    if unknown:
+        raise DataError(
+            f"language(s) {', '.join(unknown)} not found; available: {', '.join(available)}", path=folder
+        )
+    splits: dict[str, dict[str, list[Sentence]]] = {lang: {} for lang in wanted}
+    for (lang, split), file in sorted(found.items()):
+        if lang in splits:
+            splits[lang][split] = read_tagged_file(
+                file,
+                lang=lang,
+                format=format,
+                encoding=encoding,
+                scheme=scheme,
+                tag_map=tag_map,
+                drop_unmapped=drop_unmapped,
+            )
+    corpus = Corpus(splits, folder.name)
+    check_label_sets(corpus, path=folder)
+    return corpus
+
+
+def language_labels(corpus: Corpus) -> dict[str, set[str]]:
+    """Entity types per language, over all splits."""
+    return {
+        lang: {tag[2:] for sents in by_split.values() for s in sents for tag in (s.tags or ()) if tag != "O"}
+        for lang, by_split in corpus.splits.items()
+    }
+
+
+def check_label_sets(corpus: Corpus, *, path: str | Path | None = None) -> None:
+    """Raise DataError unless every language uses the same entity types.
+
+    The reference is the most common label set, so the message names the odd language(s) out.
+    """
+    per_lang = language_labels(corpus)
+    if len(per_lang) < 2:
+        return
+    counts = Counter(frozenset(types) for types in per_lang.values())
+    reference = max(counts, key=lambda types: (counts[types], sorted(types)))
+    if len(counts) == 1:
+        return
+    ref_langs = sorted(lang for lang, types in per_lang.items() if types == reference)
+    problems = []
+    for lang in sorted(per_lang):
+        types = per_lang[lang]
+        if types == reference:
+            continue
+        parts = []
+        if types - reference:
+            parts.append(f"extra type(s) {', '.join(sorted(types - reference))}")
+        if reference - types:
+            parts.append(f"missing type(s) {', '.join(sorted(reference - types))}")
+        problems.append(f"{lang!r} has {' and '.join(parts)}")
+    raise DataError(
+        "entity types differ across languages: "
+        + "; ".join(problems)
+        + f" (compared with {', '.join(sorted(reference))} used by {', '.join(ref_langs)})",
+        path=path,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Deterministic subsetting.
+# --------------------------------------------------------------------------------------------------------
+
+
+def seeded_rng(seed: int, *keys: str) -> random.Random:
+    """A random generator derived from ``seed`` and string keys, stable across processes and platforms."""
+    digest = hashlib.sha256(":".join([str(seed), *keys]).encode("utf-8")).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def seeded_indices(n: int, k: int, seed: int, *keys: str) -> list[int]:
+    """``k`` of ``range(n)`` chosen by a seeded permutation, returned in ascending order.
+
+    Taking a prefix of one permutation makes smaller samples subsets of larger ones (nested learning curves).
+    """
+    order = list(range(n))
+    seeded_rng(seed, *keys).shuffle(order)
+    return sorted(order[: max(0, min(k, n))])
+
+
+def limit_corpus(corpus: Corpus, *, max_per_split: dict[str, int | None], seed: int = 0) -> Corpus:
+    """Keep at most ``max_per_split[split]`` sentences per language and split (``None``: keep all).
+
+    The sample is seeded per (language, split) and keeps the original sentence order.
+    """
+    splits: dict[str, dict[str, list[Sentence]]] = {}
+    for lang, by_split in corpus.splits.items():
+        splits[lang] = {}
+        for split, sents in by_split.items():
+            limit = max_per_split.get(split)
+            if limit is None or len(sents) <= limit:
+                splits[lang][split] = list(sents)
+            else:
+                splits[lang][split] = [sents[i] for i in seeded_indices(len(sents), limit, seed, lang, split)]
+    return Corpus(splits, corpus.name)

@@ -1,0 +1,72 @@
+"""Typed records for labeled and unlabeled text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence as words; ``tags`` are IOB2 tags (one per word) or ``None`` when unlabeled."""
+
+    words: tuple[str, ...]
+    tags: tuple[str, ...] | None = None
+    lang: str = "und"
+
+    def __post_init__(self) -> None:
+        if self.tags is not None and len(self.tags) != len(self.words):
+            raise ValueError(f"{len(self.words)} words but {len(self.tags)} tags")
+
+    @property
+    def is_labeled(self) -> bool:
+        return self.tags is not None
+
+    def unlabeled(self) -> Sentence:
+        return Sentence(self.words, None, self.lang)
+
+
+@dataclass
+class Corpus:
+    """A multilingual labeled corpus: language -> split -> sentences.
+
+    Training is joint over all languages; evaluation is per language.
+    """
+
+    splits: dict[str, dict[str, list[Sentence]]] = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self.splits)
+
+    def split(self, name: str) -> list[Sentence]:
+        """All sentences of one split, joined over languages (in language order)."""
+        return [s for lang in self.languages for s in self.splits[lang].get(name, [])]
+
+    def labels(self) -> list[str]:
+        """Sorted entity types (``PER``, ``LOC`` ...) over all splits and languages."""
+        types = {
+            tag[2:]
+            for by_split in self.splits.values()
+            for sentences in by_split.values()
+            for s in sentences
+            for tag in (s.tags or ())
+            if tag != "O"
+        }
+        return sorted(types)
+
+    def merge(self, other: Corpus) -> Corpus:
+        merged = {lang: dict(by_split) for lang, by_split in self.splits.items()}
+        for lang, by_split in other.splits.items():
+            if lang in merged:
+                for split, sentences in by_split.items():
+                    merged[lang][split] = merged[lang].get(split, []) + sentences
+            else:
+                merged[lang] = dict(by_split)
+        name = "+".join(n for n in (self.name, other.name) if n)
+        return Corpus(merged, name)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {lang: {sp: len(self.splits[lang].get(sp, [])) for sp in SPLITS} for lang in self.languages}

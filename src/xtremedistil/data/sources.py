@@ -1,0 +1,93 @@
+"""Config entries -> data: labeled corpora and unlabeled transfer-set text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from xtremedistil.config import LabeledSource, TransferSource
+from xtremedistil.data.embedded import EMBEDDED_CORPORA, load_embedded
+from xtremedistil.data.readers import check_label_sets, limit_corpus, read_corpus_folder, read_tagged_file
+from xtremedistil.data.records import Corpus, Sentence
+from xtremedistil.data.unlabeled import embedded_pool, read_text_file, sample_sentences, unlabeled_view
+from xtremedistil.errors import DataError
+
+EMBEDDED = "embedded:"
+
+
+def load_labeled(source: LabeledSource, seed: int = 13) -> Corpus:
+    """One labeled source: ``embedded:<name>``, a corpus folder, or a single file (train split only)."""
+    if source.source.startswith(EMBEDDED):
+        name = source.source.removeprefix(EMBEDDED)
+        if name not in EMBEDDED_CORPORA:
+            raise DataError(
+                f"unknown embedded corpus {name!r}; available: {', '.join(sorted(EMBEDDED_CORPORA))}"
+            )
+        corpus = load_embedded(name)
+        if source.languages:
+            corpus = Corpus({k: v for k, v in corpus.splits.items() if k in source.languages}, corpus.name)
+    else:
+        path = Path(source.source)
+        if path.is_dir():
+            corpus = read_corpus_folder(
+                path,
+                languages=source.languages,
+                format=source.format,
+                encoding=source.encoding,
+                scheme=source.scheme,
+            )
+        elif path.is_file():
+            lang = source.lang or "und"
+            sentences = read_tagged_file(
+                path, lang=lang, format=source.format, encoding=source.encoding, scheme=source.scheme
+            )
+            corpus = Corpus({lang: {"train": sentences}}, path.name)
+        else:
+            raise DataError(
+                "labeled data not found (expected embedded:<name>, a folder or a file)", path=path
+            )
+    limits = {"train": source.max_train, "dev": source.max_dev, "test": source.max_test}
+    return limit_corpus(corpus, max_per_split=limits, seed=seed)
+
+
+def load_labeled_all(sources: Sequence[LabeledSource], seed: int = 13) -> Corpus:
+    """All labeled sources merged into one multilingual corpus with one shared label set."""
+    corpus = Corpus()
+    for source in sources:
+        corpus = corpus.merge(load_labeled(source, seed=seed))
+    check_label_sets(corpus)
+    return corpus
+
+
+def load_transfer(
+    sources: Sequence[TransferSource], labeled: Corpus, limit: int | None, seed: int = 13
+) -> list[Sentence]:
+    """The unlabeled transfer set: every source, deduplicated, optionally sampled down to ``limit``."""
+    sentences: list[Sentence] = []
+    for source in sources:
+        if source.source.startswith(EMBEDDED):
+            part = embedded_pool(source.source.removeprefix(EMBEDDED))
+        elif source.source.startswith("labeled:"):
+            part = unlabeled_view(labeled, split=source.source.removeprefix("labeled:"))
+        else:
+            part = read_text_file(source.source, lang=source.lang, encoding=source.encoding)
+        if source.max_sentences is not None:
+            part = sample_sentences(part, source.max_sentences, seed)
+        sentences += part
+    seen: set[tuple[str, ...]] = set()
+    unique = [s for s in sentences if not (s.words in seen or seen.add(s.words))]
+    return sample_sentences(unique, limit, seed) if limit is not None else unique
+
+
+def stats_table(sources: Sequence[str] | None) -> str:
+    """``xtremedistil data stats``: markdown tables of sentences, words and entities per split and type."""
+    from xtremedistil.data.embedded import corpus_stats, embedded_stats, stats_markdown
+    from xtremedistil.data.unlabeled import pool_stats, pool_stats_markdown
+
+    if not sources:
+        return stats_markdown(embedded_stats()) + "\n\n" + pool_stats_markdown(pool_stats())
+    tables = []
+    for source in sources:
+        corpus = load_labeled(LabeledSource(source=source))
+        tables.append(stats_markdown(corpus_stats(corpus), title=source))
+    return "\n\n".join(tables)

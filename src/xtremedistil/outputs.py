@@ -1,0 +1,14 @@
+"""The one record that teacher and student outputs become before any loss or metric sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class TokenOutput:
+    logits: torch.Tensor  # (B, T, C)
+    hidden: torch.Tensor | None = None  # (B, T, H): teacher layer state, or the student's projection
+    mask: torch.Tensor | None = None  # (B, T) bool, real sub-words (no specials, no padding)

@@ -1,0 +1,169 @@
+"""The outermost run functions: they own the run folder (the side effects), the rest is plain library."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from xtremedistil.batching import SpecialIds
+from xtremedistil.config import RunConfig, config_to_toml
+from xtremedistil.data.records import Corpus
+from xtremedistil.data.sources import load_labeled_all
+from xtremedistil.errors import ConfigError, XtremeDistilError
+from xtremedistil.evaluate import markdown_table, per_type_table
+from xtremedistil.io import read_json, write_json, write_text
+from xtremedistil.progress import Reporter, SilentReporter
+from xtremedistil.tasks.ner import NerTask
+from xtremedistil.teacher.model import META_FILE, Teacher, load_teacher
+from xtremedistil.teacher.train import evaluate_sentences, fine_tune_teacher, teacher_dir
+from xtremedistil.training import setup_torch
+
+CONFIG_FILE = "config.toml"
+METRICS_FILE = "metrics.json"
+
+
+def prepare_run_dir(config: RunConfig) -> Path:
+    """Create the run folder and save the resolved config; refuse to mix two configs in one folder."""
+    run_dir = Path(config.output_dir)
+    text = config_to_toml(config)
+    existing = run_dir / CONFIG_FILE
+    if existing.is_file() and existing.read_text(encoding="utf-8") != text:
+        raise ConfigError(
+            "this run folder holds a run of a different config; choose another output_dir "
+            "(--output) or delete the folder to start again",
+            path=existing,
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(existing, text)
+    return run_dir
+
+
+def update_metrics(run_dir: Path, **entries: Any) -> dict[str, Any]:
+    path = run_dir / METRICS_FILE
+    metrics = read_json(path) if path.is_file() else {}
+    metrics.update(entries)
+    write_json(path, metrics)
+    return metrics
+
+
+def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: Reporter) -> Teacher:
+    """The fine-tuned teacher: a given run's, this run's finished one (resume), or a new fine-tuning."""
+    labels = NerTask(corpus.labels()).labels
+    if config.teacher.run:
+        source = teacher_dir(Path(config.teacher.run))
+        if not (source / META_FILE).is_file():
+            source = Path(config.teacher.run)
+        teacher = load_teacher(source)
+        reporter.info(f"teacher: reusing {source}")
+    elif (teacher_dir(run_dir) / META_FILE).is_file():
+        teacher = load_teacher(teacher_dir(run_dir))
+        reporter.info(f"teacher: reusing the finished fine-tuning in {teacher_dir(run_dir)}")
+    else:
+        teacher, history = fine_tune_teacher(config, corpus, reporter)
+        teacher.save(teacher_dir(run_dir))
+        write_json(run_dir / "teacher_history.json", history)
+        update_metrics(run_dir, teacher_training=_without_evaluations(history))
+    if teacher.labels != labels:
+        raise XtremeDistilError(f"the teacher predicts {teacher.labels} but the data has labels {labels}")
+    return teacher
+
+
+def _without_evaluations(history: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in history.items() if k != "evaluations"}
+
+
+def evaluate_teacher(
+    teacher: Teacher,
+    corpus: Corpus,
+    reporter: Reporter,
+    *,
+    splits: tuple[str, ...] = ("dev", "test"),
+    scheme: str = "strict-word",
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    task = NerTask.from_labels(teacher.labels)
+    special = SpecialIds.from_tokenizer(teacher.tokenizer)
+    results = {}
+    for split in splits:
+        sentences = corpus.split(split)
+        if not sentences:
+            continue
+        encoded, _ = task.encode(sentences, teacher.tokenizer, teacher.meta.get("max_length", 128))
+        results[split], _ = evaluate_sentences(
+            lambda b: teacher(b).logits,
+            task,
+            sentences,
+            encoded,
+            special,
+            batch_size=batch_size,
+            scheme=scheme,
+            reporter=reporter,
+            description=f"teacher {split}",
+        )
+    return results
+
+
+def run_teacher(config: RunConfig, reporter: Reporter | None = None) -> dict[str, Any]:
+    """``xtremedistil teacher train``: fine-tune (or resume), evaluate per language, write the run folder."""
+    reporter = reporter or SilentReporter()
+    threads = setup_torch(config.threads, config.seed)
+    start = time.perf_counter()
+    run_dir = prepare_run_dir(config)
+    corpus = load_labeled_all(config.data.labeled, seed=config.seed)
+    reporter.info(f"data: {describe_corpus(corpus)}")
+    teacher = obtain_teacher(config, corpus, run_dir, reporter)
+    results = evaluate_teacher(
+        teacher, corpus, reporter, scheme=config.evaluation.scheme, batch_size=config.evaluation.batch_size
+    )
+    metrics = update_metrics(
+        run_dir, teacher=results, threads=threads, teacher_job_seconds=time.perf_counter() - start
+    )
+    write_text(run_dir / "teacher.md", teacher_report(results))
+    return metrics
+
+
+def teacher_report(results: dict[str, Any]) -> str:
+    parts = ["# Teacher evaluation\n"]
+    for split, result in results.items():
+        parts += [f"\n## {split} ({result['scheme']})\n\n", markdown_table({"teacher F1": result})]
+        parts += ["\n", per_type_table(result)]
+    return "".join(parts)
+
+
+def describe_corpus(corpus: Corpus) -> str:
+    counts = corpus.counts()
+    return ", ".join(f"{lang} {c['train']}/{c['dev']}/{c['test']}" for lang, c in counts.items()) + (
+        f" (train/dev/test sentences); labels {corpus.labels()}"
+    )
+
+
+def evaluate_model_dir(
+    model_dir: Path,
+    data: str,
+    *,
+    split: str = "test",
+    languages: str | None = None,
+    lang: str | None = None,
+    scheme: str = "strict-word",
+    output: Path | None = None,
+    reporter: Reporter | None = None,
+) -> str:
+    """``xtremedistil evaluate``: score a saved model on a labeled source; returns the markdown report."""
+    from xtremedistil.config import LabeledSource
+
+    reporter = reporter or SilentReporter()
+    setup_torch()
+    source = LabeledSource(source=data, lang=lang, languages=languages.split(",") if languages else None)
+    corpus = load_labeled_all([source])
+    folder = teacher_dir(model_dir) if (teacher_dir(model_dir) / META_FILE).is_file() else Path(model_dir)
+    teacher = load_teacher(folder)
+    missing = sorted(set(NerTask(corpus.labels()).labels) - set(teacher.labels))
+    if missing:
+        raise XtremeDistilError(f"the data has labels {missing} that the model does not predict")
+    results = evaluate_teacher(teacher, corpus, reporter, splits=(split,), scheme=scheme)
+    if split not in results:
+        raise XtremeDistilError(f"the data has no {split!r} split", path=data)
+    if output is not None:
+        write_json(output, results[split])
+    return teacher_report(results)

@@ -1,0 +1,138 @@
+"""The BiLSTM student: embedding -> BiLSTM -> projection to the teacher's hidden size -> dropout -> head.
+
+It reads the teacher's own sub-word ids; a lookup table maps them onto its trimmed vocabulary, so it
+tokenizes raw text with the teacher's tokenizer and needs nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from xtremedistil.outputs import TokenOutput
+from xtremedistil.tasks.base import Batch
+
+PRESETS = {
+    "xs": {"embedding_dim": 50, "hidden_size": 200},  # the paper's 35x-compression point (Table 16)
+    "s": {"embedding_dim": 100, "hidden_size": 300},
+    "base": {"embedding_dim": 300, "hidden_size": 600},  # the paper's best F1 (Table 12)
+}
+
+# Top to bottom: the order of gradual unfreezing.
+LAYER_GROUPS = ("head", "projection", "bilstm", "embedding")
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    teacher_vocab_size: int
+    vocab_size: int  # trimmed vocabulary, incl. padding (0) and unknown (1)
+    embedding_dim: int
+    hidden_size: int  # per LSTM direction
+    projection_dim: int  # the teacher's hidden size
+    num_labels: int
+    dropout: float = 0.2
+    representation: str = "pre-activation"  # where the representation loss reads the projection
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+PAD, UNK = 0, 1
+
+
+def build_vocabulary(teacher_ids: Iterable[np.ndarray], always: Sequence[int]) -> np.ndarray:
+    """Sorted teacher ids the student keeps: those that occur in train + transfer text, plus ``always``
+    (the tokenizer's specials). Student id = 2 + position in this array (0 = padding, 1 = unknown)."""
+    ids = [np.asarray(a, dtype=np.int64) for a in teacher_ids] + [np.asarray(always, dtype=np.int64)]
+    return np.unique(np.concatenate(ids))
+
+
+class BiLSTMStudent(nn.Module):
+    def __init__(self, config: StudentConfig, kept_teacher_ids: np.ndarray) -> None:
+        super().__init__()
+        if len(kept_teacher_ids) + 2 != config.vocab_size:
+            raise ValueError("vocab_size must be the number of kept teacher ids + 2")
+        self.config = config
+        id_map = torch.full((config.teacher_vocab_size,), UNK, dtype=torch.int32)
+        id_map[torch.as_tensor(kept_teacher_ids, dtype=torch.long)] = torch.arange(
+            2, config.vocab_size, dtype=torch.int32
+        )
+        self.register_buffer("id_map", id_map)  # teacher id -> student id
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD)
+        self.bilstm = nn.LSTM(config.embedding_dim, config.hidden_size, batch_first=True, bidirectional=True)
+        self.projection = nn.Linear(2 * config.hidden_size, config.projection_dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.projection_dim, config.num_labels)
+
+    # --- layer groups: the student owns its freezing -------------------------------------------------
+    def layer_groups(self) -> dict[str, nn.Module]:
+        return {
+            "head": self.head,
+            "projection": self.projection,
+            "bilstm": self.bilstm,
+            "embedding": self.embedding,
+        }
+
+    def set_trainable(self, groups: Iterable[str]) -> None:
+        """Make exactly ``groups`` trainable; every other group is frozen."""
+        groups = set(groups)
+        unknown = groups - set(LAYER_GROUPS)
+        if unknown:
+            raise ValueError(f"unknown layer groups {sorted(unknown)}; expected some of {LAYER_GROUPS}")
+        for name, module in self.layer_groups().items():
+            module.requires_grad_(name in groups)
+
+    def freeze(self, groups: Iterable[str]) -> None:
+        for name in groups:
+            self.layer_groups()[name].requires_grad_(False)
+
+    def unfreeze(self, groups: Iterable[str]) -> None:
+        for name in groups:
+            self.layer_groups()[name].requires_grad_(True)
+
+    def trainable_groups(self) -> list[str]:
+        return [n for n, m in self.layer_groups().items() if any(p.requires_grad for p in m.parameters())]
+
+    # --- forward ------------------------------------------------------------------------------------
+    def student_ids(self, teacher_ids: torch.Tensor) -> torch.Tensor:
+        return self.id_map[teacher_ids].long()
+
+    def forward(self, batch: Batch) -> TokenOutput:
+        ids = self.student_ids(batch.input_ids).masked_fill(batch.attention_mask == 0, PAD)  # (B, T)
+        lengths = batch.attention_mask.sum(1)
+        embedded = self.embedding(ids)  # (B, T, E)
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        states, _ = self.bilstm(packed)
+        states, _ = pad_packed_sequence(states, batch_first=True, total_length=ids.shape[1])  # (B, T, 2H)
+        projected = self.projection(states)  # (B, T, D) before the activation
+        activated = F.gelu(projected)
+        logits = self.head(self.dropout(activated))  # (B, T, C)
+        hidden = projected if self.config.representation == "pre-activation" else activated
+        return TokenOutput(logits=logits, hidden=hidden, mask=batch.token_mask)
+
+    def parameter_counts(self) -> dict[str, int]:
+        counts = {name: sum(p.numel() for p in m.parameters()) for name, m in self.layer_groups().items()}
+        counts["total"] = sum(counts.values())
+        return counts
+
+
+def svd_embedding(teacher_rows: np.ndarray, dim: int, seed: int = 0) -> np.ndarray:
+    """Truncated SVD of the teacher's input-embedding rows to ``dim`` dimensions (paper Table 7): the rows'
+    coordinates in the top-``dim`` right singular subspace (U_k S_k). Extra dimensions beyond the teacher's
+    width, if any, are small random values."""
+    rows = np.asarray(teacher_rows, dtype=np.float64)
+    u, s, _ = np.linalg.svd(rows, full_matrices=False)
+    k = min(dim, len(s))
+    out = np.zeros((rows.shape[0], dim))
+    out[:, :k] = u[:, :k] * s[:k]
+    if dim > k:
+        out[:, k:] = np.random.default_rng(seed).normal(
+            0, out[:, :k].std() / 10, size=(rows.shape[0], dim - k)
+        )
+    return out.astype(np.float32)

@@ -1,0 +1,92 @@
+"""The task abstraction: a task owns its labels, how text becomes model inputs, loss masking, decoding and
+its metric. NER (token classification) is the first task; text classification plugs in here later."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from xtremedistil.data.records import Sentence
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One model input: a window of a sentence as sub-word ids (no specials), with its labels.
+
+    ``targets`` holds one class id per sub-word, ``IGNORE_INDEX`` where the loss must not look (for NER: all
+    but the first sub-word of each word; everywhere for unlabeled text).
+    """
+
+    input_ids: np.ndarray  # (T,) int32, without [CLS]/[SEP]
+    targets: np.ndarray  # (T,) int64
+    word_start: np.ndarray  # (T,) bool, True at the first sub-word of a word
+    sentence: int  # index of the source sentence
+    first_word: int  # index of this window's first word within the source sentence
+    lang: str
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A padded batch; positions 0 and ``length+1`` of each row hold the tokenizer's specials."""
+
+    input_ids: torch.Tensor  # (B, T) long
+    attention_mask: torch.Tensor  # (B, T) long
+    targets: torch.Tensor  # (B, T) long, IGNORE_INDEX on specials, padding and unlabeled positions
+    word_start: torch.Tensor  # (B, T) bool
+    index: torch.Tensor  # (B,) positions of the rows in the encoded dataset
+
+    @property
+    def token_mask(self) -> torch.Tensor:
+        """(B, T) bool: real sub-words (not specials, not padding)."""
+        mask = self.attention_mask.bool().clone()
+        lengths = self.attention_mask.sum(1)
+        mask[:, 0] = False
+        mask[torch.arange(len(lengths)), lengths - 1] = False
+        return mask
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+
+@dataclass(frozen=True)
+class EncodingStats:
+    sentences: int
+    windows: int
+    split_sentences: int  # sentences longer than max_length, split into windows (no word is lost)
+    truncated_words: int  # words with more sub-words than fit a window: only their first sub-words are kept
+    subwords: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.sentences:,} sentences -> {self.windows:,} windows, {self.subwords:,} sub-words; "
+            f"{self.split_sentences:,} long sentences split into windows, "
+            f"{self.truncated_words:,} over-long words cut to their first sub-words"
+        )
+
+
+class Task(Protocol):
+    name: str
+    labels: list[str]
+
+    def encode(
+        self, sentences: Sequence[Sentence], tokenizer: Any, max_length: int
+    ) -> tuple[list[Encoded], EncodingStats]: ...
+
+    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor: ...
+
+    def decode(
+        self, sentences: Sequence[Sentence], encoded: Sequence[Encoded], logits: Sequence[np.ndarray]
+    ) -> list[list[str]]: ...
+
+    def score(
+        self, sentences: Sequence[Sentence], predictions: Sequence[Sequence[str]]
+    ) -> dict[str, Any]: ...

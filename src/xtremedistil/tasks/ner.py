@@ -1,0 +1,189 @@
+"""Named-entity recognition as token classification: the first sub-word of each word carries the word's label."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from seqeval.metrics import classification_report
+from seqeval.scheme import IOB2
+
+from xtremedistil.data.records import Sentence
+from xtremedistil.errors import DataError
+from xtremedistil.tasks.base import IGNORE_INDEX, Batch, Encoded, EncodingStats
+
+
+def iob2_labels(entity_types: Sequence[str]) -> list[str]:
+    """``O`` then ``B-X``/``I-X`` for each type, in a stable order."""
+    labels = ["O"]
+    for etype in sorted(entity_types):
+        labels += [f"B-{etype}", f"I-{etype}"]
+    return labels
+
+
+def window_bounds(word_start: np.ndarray, safe: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Cut ``len(word_start)`` sub-words into windows of at most ``budget`` so no word is lost.
+
+    A window ends before a word start, preferably a ``safe`` one (a word that does not continue an entity);
+    it cuts inside a word only when a single word is longer than the budget (unlabeled text).
+    """
+    n = len(word_start)
+    bounds, start = [], 0
+    while n - start > budget:
+        end = start + budget
+        candidates = np.flatnonzero(word_start[start + 1 : end + 1]) + start + 1
+        safe_candidates = candidates[safe[candidates]]
+        if len(safe_candidates):
+            end = int(safe_candidates[-1])
+        elif len(candidates):
+            end = int(candidates[-1])
+        bounds.append((start, end))
+        start = end
+    bounds.append((start, n))
+    return bounds
+
+
+class NerTask:
+    """Token classification over IOB2 tags; metric: entity-level span F1 (seqeval, strict IOB2)."""
+
+    name = "ner"
+
+    def __init__(self, entity_types: Sequence[str]) -> None:
+        self.entity_types = sorted(entity_types)
+        self.labels = iob2_labels(self.entity_types)
+        self.label_to_id = {label: i for i, label in enumerate(self.labels)}
+
+    @classmethod
+    def from_labels(cls, labels: Sequence[str]) -> NerTask:
+        """The task of a trained model, from its IOB2 label list (which must be in the canonical order)."""
+        task = cls({label[2:] for label in labels if label != "O"})
+        if task.labels != list(labels):
+            raise ValueError(f"labels {list(labels)} are not in the canonical IOB2 order {task.labels}")
+        return task
+
+    def _label_ids(self, sentence: Sentence) -> list[int]:
+        try:
+            return [self.label_to_id[tag] for tag in sentence.tags or ()]
+        except KeyError as exc:
+            raise DataError(
+                f"tag {exc.args[0]!r} of a {sentence.lang} sentence is not in the label set {self.labels}"
+            ) from None
+
+    def encode(
+        self, sentences: Sequence[Sentence], tokenizer: Any, max_length: int
+    ) -> tuple[list[Encoded], EncodingStats]:
+        """Tokenize words into sub-words, align labels to first sub-words, cut long sentences into windows."""
+        budget = max_length - 2  # room for the tokenizer's [CLS] and [SEP]
+        encoded: list[Encoded] = []
+        split_sentences = truncated_words = subwords = 0
+        batch_size = 2048
+        for offset in range(0, len(sentences), batch_size):
+            chunk = sentences[offset : offset + batch_size]
+            tokens = tokenizer(
+                [list(s.words) for s in chunk], is_split_into_words=True, add_special_tokens=False
+            )
+            for j, sentence in enumerate(chunk):
+                pieces: list[list[int]] = [[] for _ in sentence.words]
+                for token_id, word in zip(tokens["input_ids"][j], tokens.word_ids(j), strict=True):
+                    if word is not None:
+                        pieces[word].append(token_id)
+                for word_pieces in pieces:
+                    if not word_pieces:  # e.g. a lone control character: keep the word, as <unk>
+                        word_pieces.append(tokenizer.unk_token_id)
+                    elif sentence.is_labeled and len(word_pieces) > budget:
+                        del word_pieces[budget:]
+                        truncated_words += 1
+                windows = self._windows(sentence, pieces, budget, offset + j)
+                split_sentences += len(windows) > 1
+                subwords += sum(len(w) for w in windows)
+                encoded += windows
+        stats = EncodingStats(len(sentences), len(encoded), split_sentences, truncated_words, subwords)
+        return encoded, stats
+
+    def _windows(self, sentence: Sentence, pieces: list[list[int]], budget: int, index: int) -> list[Encoded]:
+        lengths = np.array([len(p) for p in pieces])
+        ids = np.fromiter((t for p in pieces for t in p), dtype=np.int32, count=int(lengths.sum()))
+        starts_at = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        word_start = np.zeros(len(ids), dtype=bool)
+        word_start[starts_at] = True
+        targets = np.full(len(ids), IGNORE_INDEX, dtype=np.int64)
+        if sentence.is_labeled:
+            targets[starts_at] = self._label_ids(sentence)
+            continues_entity = np.array([t.startswith("I-") for t in sentence.tags or ()], dtype=bool)
+            cut_points, safe = word_start, word_start.copy()
+            safe[starts_at[continues_entity]] = False
+        else:  # unlabeled: cut between words when possible, else inside an over-long word
+            cut_points, safe = np.ones(len(ids), dtype=bool), word_start
+        bounds = window_bounds(cut_points, safe, budget)
+        word_index = np.cumsum(word_start) - 1
+        return [
+            Encoded(
+                input_ids=ids[a:b],
+                targets=targets[a:b],
+                word_start=word_start[a:b],
+                sentence=index,
+                first_word=int(word_index[a]) + (0 if word_start[a] else 1),
+                lang=sentence.lang,
+            )
+            for a, b in bounds
+        ]
+
+    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Cross-entropy on first sub-words; every other position is ignored."""
+        return F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE_INDEX)
+
+    def decode(
+        self, sentences: Sequence[Sentence], encoded: Sequence[Encoded], logits: Sequence[np.ndarray]
+    ) -> list[list[str]]:
+        """Word-level tags per sentence from per-window sub-word logits (without specials)."""
+        tags = [["O"] * len(s.words) for s in sentences]
+        for window, window_logits in zip(encoded, logits, strict=True):
+            predicted = window_logits[window.word_start].argmax(-1)
+            row = tags[window.sentence]
+            for k, label_id in enumerate(predicted):
+                row[window.first_word + k] = self.labels[label_id]
+        return tags
+
+    def score(
+        self, sentences: Sequence[Sentence], predictions: Sequence[Sequence[str]], strict: bool = True
+    ) -> dict[str, Any]:
+        """Entity-level span P/R/F1 (micro over types) and per type, with seqeval."""
+        gold = [list(s.tags or ()) for s in sentences]
+        return span_scores(gold, [list(p) for p in predictions], strict=strict)
+
+
+def span_scores(gold: list[list[str]], pred: list[list[str]], strict: bool = True) -> dict[str, Any]:
+    """seqeval span scores; ``strict`` = IOB2 strict mode, else conlleval-compatible lenient chunking."""
+    kwargs: dict[str, Any] = {"mode": "strict", "scheme": IOB2} if strict else {}
+    report = classification_report(gold, pred, output_dict=True, zero_division=0, **kwargs)
+    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
+    per_type = {
+        name: {
+            "precision": float(v["precision"]),
+            "recall": float(v["recall"]),
+            "f1": float(v["f1-score"]),
+            "support": int(v["support"]),
+        }
+        for name, v in report.items()
+        if not name.endswith(" avg")
+    }
+    return {
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "f1": float(micro["f1-score"]),
+        "support": int(micro["support"]),
+        "sentences": len(gold),
+        "per_type": per_type,
+    }
+
+
+def expand_to_subwords(tags: Sequence[str], pieces_per_word: Sequence[int]) -> list[str]:
+    """The paper's sub-word tagging: non-first sub-words are 'X', read as I- of the word's entity (or O)."""
+    out: list[str] = []
+    for tag, n in zip(tags, pieces_per_word, strict=True):
+        out.append(tag)
+        out += ["O" if tag == "O" else "I-" + tag[2:]] * (n - 1)
+    return out

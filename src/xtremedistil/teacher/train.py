@@ -1,0 +1,145 @@
+"""Teacher fine-tuning: token classification on the pretrained encoder, selected on dev F1 only."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import get_linear_schedule_with_warmup
+
+from xtremedistil.batching import SpecialIds, iterate_batches
+from xtremedistil.config import RunConfig
+from xtremedistil.data.records import Corpus, Sentence
+from xtremedistil.evaluate import predict_logits, score_by_language
+from xtremedistil.progress import Reporter, SilentReporter
+from xtremedistil.tasks.base import Encoded
+from xtremedistil.tasks.ner import NerTask
+from xtremedistil.teacher.model import Teacher, new_teacher
+from xtremedistil.teacher.registry import resolve_teacher
+from xtremedistil.training import EvalRecord, StepRecord, drain, fit
+
+
+def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases and LayerNorm weights (standard BERT fine-tuning)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def evaluate_sentences(
+    forward: Any,
+    task: NerTask,
+    sentences: list[Sentence],
+    encoded: list[Encoded],
+    special: SpecialIds,
+    *,
+    batch_size: int,
+    scheme: str = "strict-word",
+    reporter: Reporter | None = None,
+    description: str = "evaluate",
+) -> tuple[dict[str, Any], list[list[str]]]:
+    """Predict word tags for ``sentences`` and score them per language."""
+    reporter = reporter or SilentReporter()
+    with reporter.bar(description, total=len(encoded)) as advance:
+        logits = predict_logits(forward, encoded, special, batch_size, progress=advance)
+    predictions = task.decode(sentences, encoded, logits)
+    return score_by_language(task, sentences, predictions, scheme=scheme, encoded=encoded), predictions
+
+
+def fine_tune_teacher(
+    config: RunConfig, corpus: Corpus, reporter: Reporter | None = None
+) -> tuple[Teacher, dict[str, Any]]:
+    """Fine-tune the configured pretrained encoder on the joint train split of all languages.
+
+    Returns the teacher with its best-on-dev weights and a history record (steps, dev F1 per evaluation).
+    """
+    reporter = reporter or SilentReporter()
+    tc = config.teacher
+    base = resolve_teacher(tc.name)
+    task = NerTask(corpus.labels())
+    teacher = new_teacher(
+        base, task.labels, {"task": task.name, "base": tc.name, "max_length": tc.max_length}
+    )
+    special = SpecialIds.from_tokenizer(teacher.tokenizer)
+    train, dev = corpus.split("train"), corpus.split("dev")
+    if not train or not dev:
+        raise ValueError("teacher fine-tuning needs a train and a dev split")
+    train_enc, train_stats = task.encode(train, teacher.tokenizer, tc.max_length)
+    dev_enc, dev_stats = task.encode(dev, teacher.tokenizer, tc.max_length)
+    reporter.info(f"teacher train: {train_stats.describe()}")
+    reporter.info(f"teacher dev:   {dev_stats.describe()}")
+
+    if tc.embedding_rows == "seen":
+        seen = np.unique(np.concatenate([e.input_ids for e in train_enc]))
+        teacher.restrict_embedding_rows(torch.from_numpy(seen.astype(np.int64)))
+    elif tc.embedding_rows == "frozen":
+        teacher.freeze_embeddings()
+
+    steps_per_epoch = math.ceil(len(train_enc) / tc.batch_size)
+    total = steps_per_epoch * tc.epochs
+    optimizer = torch.optim.AdamW(decay_groups(teacher, tc.weight_decay), lr=tc.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(tc.warmup_ratio * total), total)
+
+    def batches(epoch: int):
+        return iterate_batches(
+            train_enc, tc.batch_size, special, shuffle=True, seed=config.seed + epoch, bucketing=tc.bucketing
+        )
+
+    def dev_f1() -> float:
+        scores, _ = evaluate_sentences(
+            lambda b: teacher(b).logits, task, dev, dev_enc, special, batch_size=tc.eval_batch_size
+        )
+        return scores["mean_f1"]
+
+    history: dict[str, Any] = {
+        "evaluations": [],
+        "encoding": {"train": vars(train_stats), "dev": vars(dev_stats)},
+    }
+    start = time.perf_counter()
+    run = fit(
+        teacher,
+        batches,
+        lambda b: task.loss(teacher(b).logits, b),
+        optimizer,
+        dev_f1,
+        epochs=tc.epochs,
+        patience=tc.patience,
+        scheduler=scheduler,
+        eval_every=tc.eval_every,
+        clip_grad_norm=tc.clip_grad_norm,
+    )
+    with reporter.bar("fine-tune teacher", total=total) as advance:
+
+        def on_record(record: StepRecord | EvalRecord) -> None:
+            if isinstance(record, StepRecord):
+                advance(1, epoch=record.epoch, loss=record.loss)
+            else:
+                history["evaluations"].append(vars(record))
+                reporter.info(
+                    f"  epoch {record.epoch} step {record.step}: train loss {record.train_loss:.4f}, "
+                    f"dev mean F1 {record.value:.2f} (best {record.best:.2f})"
+                )
+
+        result = drain(run, on_record)
+    teacher.merge_embedding_rows()
+    history.update(
+        best_dev_mean_f1=result.best,
+        best_step=result.best_step,
+        steps=result.steps,
+        epochs=result.epochs,
+        stopped_early=result.stopped_early,
+        train_seconds=time.perf_counter() - start,
+        train_sentences=len(train),
+    )
+    return teacher, history
+
+
+def teacher_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "teacher"

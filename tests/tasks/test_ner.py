@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import make_sentence
+from xtremedistil.batching import SpecialIds, collate
+from xtremedistil.tasks.base import IGNORE_INDEX
+from xtremedistil.tasks.ner import NerTask, expand_to_subwords, span_scores, window_bounds
+
+
+def test_labels_are_canonical_iob2():
+    task = NerTask(["PER", "LOC", "ORG"])
+    assert task.labels == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    assert NerTask.from_labels(task.labels).labels == task.labels
+    with pytest.raises(ValueError):
+        NerTask.from_labels(["O", "B-PER", "B-LOC", "I-LOC", "I-PER"])
+
+
+def test_first_subword_carries_the_label(tiny_tokenizer):
+    task = NerTask(["PER", "LOC", "ORG"])
+    # "xyz" is not in the vocabulary: three sub-words x ##y ##z, only the first labeled
+    sentence = make_sentence("alice lives in xyz", "B-PER O O B-LOC")
+    (window,), stats = task.encode([sentence], tiny_tokenizer, max_length=32)
+    assert len(window) == 6
+    assert window.word_start.tolist() == [True, True, True, True, False, False]
+    expected = [task.label_to_id["B-PER"], 0, 0, task.label_to_id["B-LOC"], IGNORE_INDEX, IGNORE_INDEX]
+    assert window.targets.tolist() == expected
+    assert stats.split_sentences == 0 and stats.truncated_words == 0
+
+
+def test_long_sentences_are_split_without_losing_words(tiny_tokenizer):
+    task = NerTask(["PER", "LOC", "ORG"])
+    words = "alice lives in paris and bob works at acme corp in london".split()
+    tags = "B-PER O O B-LOC O B-PER O O B-ORG I-ORG O B-LOC".split()
+    sentence = make_sentence(" ".join(words), " ".join(tags))
+    windows, stats = task.encode([sentence], tiny_tokenizer, max_length=7)  # 5 sub-words per window
+    assert stats.split_sentences == 1 and len(windows) > 1
+    covered = [w.first_word + k for w in windows for k in range(int(w.word_start.sum()))]
+    assert covered == list(range(len(words)))
+    # no window starts inside the entity "acme corp"
+    assert all(tags[w.first_word] != "I-ORG" for w in windows)
+    # decoding gold-like logits gives back the gold tags for the whole sentence
+    logits = []
+    for w in windows:
+        onehot = np.zeros((len(w), len(task.labels)), dtype=np.float32)
+        onehot[np.arange(len(w)), np.maximum(w.targets, 0)] = 1
+        logits.append(onehot)
+    assert task.decode([sentence], windows, logits) == [tags]
+
+
+def test_over_long_word_keeps_its_first_subwords(tiny_tokenizer):
+    task = NerTask(["LOC"])
+    sentence = make_sentence("in qqqqqqqqqqqq", "O B-LOC")
+    windows, stats = task.encode([sentence], tiny_tokenizer, max_length=6)
+    assert stats.truncated_words == 1
+    assert [int(w.word_start.sum()) for w in windows] == [1, 1]
+    assert windows[1].targets[0] == task.label_to_id["B-LOC"]
+
+
+def test_unlabeled_text_is_cut_anywhere_with_no_targets(tiny_tokenizer):
+    task = NerTask(["LOC"])
+    windows, _ = task.encode([make_sentence("qqqqqqqqqqqq paris", None)], tiny_tokenizer, max_length=6)
+    assert sum(len(w) for w in windows) == 13  # 12 character pieces + paris: nothing dropped
+    assert all((w.targets == IGNORE_INDEX).all() for w in windows)
+
+
+def test_window_bounds_prefer_safe_word_starts():
+    word_start = np.array([1, 0, 1, 1, 1, 1], dtype=bool)
+    safe = np.array([1, 0, 1, 0, 0, 1], dtype=bool)  # positions 3 and 4 continue an entity
+    assert window_bounds(word_start, safe, budget=4) == [(0, 2), (2, 6)]
+
+
+def test_loss_ignores_padding_and_non_first_subwords(tiny_tokenizer):
+    task = NerTask(["PER", "LOC", "ORG"])
+    sentences = [make_sentence("alice lives in xyz", "B-PER O O B-LOC"), make_sentence("bob", "B-PER")]
+    windows, _ = task.encode(sentences, tiny_tokenizer, max_length=32)
+    batch = collate(windows, [0, 1], SpecialIds.from_tokenizer(tiny_tokenizer))
+    logits = torch.randn(*batch.input_ids.shape, len(task.labels))
+    base = task.loss(logits, batch)
+    ignored = batch.targets == IGNORE_INDEX
+    noisy = logits.clone()
+    noisy[ignored] = torch.randn(int(ignored.sum()), len(task.labels)) * 100
+    assert torch.allclose(task.loss(noisy, batch), base)
+    # the mean is over the 5 labeled first sub-words
+    manual = torch.nn.functional.cross_entropy(logits[~ignored], batch.targets[~ignored])
+    assert torch.allclose(base, manual)
+
+
+def test_span_scores_strict_and_lenient():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    pred = [["B-PER", "I-PER", "O", "B-ORG"], ["I-ORG", "O"]]
+    strict = span_scores(gold, pred, strict=True)
+    # strict: PER correct; LOC missed; predicted ORG at position 3 wrong; I-ORG without B- is no entity
+    assert strict["precision"] == pytest.approx(1 / 2)
+    assert strict["recall"] == pytest.approx(1 / 3)
+    assert strict["f1"] == pytest.approx(0.4)
+    lenient = span_scores(gold, pred, strict=False)  # conlleval reads the lone I-ORG as an entity
+    assert lenient["precision"] == pytest.approx(2 / 3)
+    assert lenient["recall"] == pytest.approx(2 / 3)
+
+
+def test_expand_to_subwords_continues_the_entity():
+    assert expand_to_subwords(["B-PER", "O", "B-LOC"], [2, 2, 1]) == ["B-PER", "I-PER", "O", "O", "B-LOC"]

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import torch
+
+from xtremedistil.config import config_from_dict
+from xtremedistil.pipeline import evaluate_teacher
+from xtremedistil.progress import SilentReporter
+from xtremedistil.teacher.model import RowSubsetEmbedding, load_teacher, new_teacher
+from xtremedistil.teacher.train import fine_tune_teacher
+
+
+def _config(tiny_bert_dir, tmp_path, **teacher):
+    return config_from_dict(
+        {
+            "output_dir": str(tmp_path / "run"),
+            "data": {"labeled": [{"source": "unused"}]},
+            "teacher": {"name": str(tiny_bert_dir), "epochs": 3, "batch_size": 8, "lr": 5e-3, **teacher},
+        }
+    )
+
+
+def test_fine_tuning_learns_the_toy_task_and_saves_a_loadable_folder(tiny_bert_dir, tmp_path, toy_corpus):
+    torch.manual_seed(0)
+    teacher, history = fine_tune_teacher(_config(tiny_bert_dir, tmp_path, epochs=8), toy_corpus)
+    assert len(history["evaluations"]) >= 2
+    assert history["best_dev_mean_f1"] > 50.0  # random init scores ~0 on entity spans
+    folder = teacher.save(tmp_path / "teacher")
+    loaded = load_teacher(folder)
+    assert loaded.labels == teacher.labels
+    results = evaluate_teacher(loaded, toy_corpus, SilentReporter(), splits=("dev",))
+    assert abs(results["dev"]["mean_f1"] - history["best_dev_mean_f1"]) < 1e-6  # selected weights were saved
+
+
+def test_only_seen_embedding_rows_change(tiny_bert_dir, tmp_path, toy_corpus, tiny_tokenizer):
+    teacher = new_teacher(tiny_bert_dir, ["O", "B-PER", "I-PER"], {"task": "ner"})
+    before = teacher.model.get_input_embeddings().weight.detach().clone()
+    seen = torch.tensor(tiny_tokenizer.convert_tokens_to_ids(["alice", "paris"]))
+    teacher.restrict_embedding_rows(seen)
+    embedding = teacher.model.get_input_embeddings()
+    assert isinstance(embedding, RowSubsetEmbedding)
+    trainable = [n for n, p in teacher.named_parameters() if p.requires_grad and "embeddings.word" in n]
+    assert len(trainable) == 1 and embedding.trainable.shape[0] == 2 + len(tiny_tokenizer.all_special_ids)
+    with torch.no_grad():
+        embedding.trainable.add_(1.0)
+    teacher.merge_embedding_rows()
+    after = teacher.model.get_input_embeddings().weight
+    changed = (after != before).any(1).nonzero().flatten().tolist()
+    assert set(changed) == set(seen.tolist()) | set(tiny_tokenizer.all_special_ids)
