@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -28,8 +29,8 @@ app.add_typer(teacher_app, name="teacher")
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 ConfigArg = Annotated[
     Path | None,
@@ -47,6 +48,10 @@ def _global(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
 ) -> None:
+    # Before transformers is imported: no weight-loading bars or load reports on the user's screen.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "debug" if debug else "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     for noisy in ("transformers", "httpx", "urllib3", "filelock"):
@@ -80,6 +85,93 @@ def teacher_train(config: ConfigArg = None, set_: SetOpt = None, output: OutputO
     metrics = run_teacher(cfg, _reporter())
     console.print(teacher_report(metrics["teacher"]), markup=False, highlight=False)
     console.print(f"run folder: {cfg.output_dir}")
+
+
+@app.command("distil")
+def distil(config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None) -> None:
+    """The whole method: fine-tune the teacher (or reuse teacher.run), cache its layer states and logits over
+    the transfer set once, train the student stage by stage with gradual unfreezing, evaluate both per
+    language, measure size and speed, save the student and write report.md/.json/.png.
+
+    Interrupted? Rerun the same command: finished steps (teacher, cache shards, stages) are reused."""
+    from xtremedistil.distillation import run_distil
+    from xtremedistil.report import render_markdown
+
+    cfg = _load(config, set_, output)
+    metrics = run_distil(cfg, _reporter())
+    console.print(render_markdown(metrics), markup=False, highlight=False)
+    console.print(f"run folder: {cfg.output_dir}  (student: {cfg.output_dir}/student)")
+
+
+@app.command("plan")
+def plan_cmd(config: ConfigArg = None, set_: SetOpt = None) -> None:
+    """Print the stage schedule a config produces (strategy, losses, data, trainable layer groups)."""
+    from xtremedistil.distillation import schedule_settings
+    from xtremedistil.student.schedule import format_plan, plan
+
+    cfg = _load(config, set_, None)
+    console.print(format_plan(plan(schedule_settings(cfg))), markup=False, highlight=False)
+
+
+@app.command("cache")
+def cache_cmd(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    output: OutputOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only print the estimated disk size and time.")
+    ] = False,
+) -> None:
+    """Run the fine-tuned teacher once over the transfer set and cache its layer states and logits (fp16,
+    sharded, memory-mapped). Resumes from the last complete shard; --dry-run estimates size and time."""
+    from xtremedistil.distillation import cache_job
+
+    cfg = _load(config, set_, output)
+    console.print(cache_job(cfg, _reporter(), dry_run=dry_run), markup=False, highlight=False)
+
+
+@app.command("predict")
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A saved student folder (or a run folder holding one).")],
+    text: Annotated[str | None, typer.Argument(help="Text to tag; omit to read --file or stdin.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="One text per line.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl (entities with offsets) or conll.")] = "jsonl",
+    batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 64,
+) -> None:
+    """Tag entities with a saved student. Long inputs are split into windows, so nothing is dropped."""
+    from xtremedistil.student.saved import format_predictions, open_predictor
+
+    predictor = open_predictor(model_dir)
+    if text is not None:
+        texts = [text]
+    elif file is not None:
+        texts = read_lines(file)
+    else:
+        texts = [line.rstrip("\n") for line in sys.stdin]
+    for line in format_predictions(predictor, texts, fmt, batch_size):
+        sys.stdout.write(line + "\n")
+
+
+def read_lines(path: Path) -> list[str]:
+    from xtremedistil.errors import DataError
+
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError("file not found", path=path) from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataError("not valid UTF-8", path=path, line=line) from None
+
+
+@app.command("report")
+def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A finished `distil` run folder.")]) -> None:
+    """Rebuild report.md, report.json and report.png from a run folder's metrics and print the report."""
+    from xtremedistil.report import write_report
+
+    if not (run_dir / "metrics.json").is_file():
+        raise XtremeDistilError("no metrics.json: not a finished distil run folder", path=run_dir)
+    console.print(write_report(run_dir), markup=False, highlight=False)
 
 
 @teacher_app.command("list")

@@ -48,6 +48,8 @@ class DataConfig(Strict):
     labeled: list[LabeledSource] = Field(min_length=1)
     transfer: list[TransferSource] = Field(default_factory=list)
     max_transfer: int | None = Field(default=None, ge=1)
+    # the labeled train text (without tags) is part of the transfer set, as unlabeled text
+    transfer_includes_train: bool = True
 
 
 class TeacherConfig(Strict):
@@ -58,6 +60,7 @@ class TeacherConfig(Strict):
     batch_size: int = Field(default=32, ge=1)
     eval_batch_size: int = Field(default=64, ge=1)
     lr: float = Field(default=5e-5, gt=0, lt=1)
+    head_lr: float = Field(default=3e-3, gt=0, lt=1)  # the fresh classification head
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     weight_decay: float = Field(default=0.01, ge=0)
     clip_grad_norm: float = Field(default=1.0, gt=0)
@@ -65,6 +68,49 @@ class TeacherConfig(Strict):
     eval_every: int = Field(default=0, ge=0)  # steps between dev evaluations; 0 = once per epoch
     embedding_rows: Literal["seen", "all", "frozen"] = "seen"
     bucketing: bool = True
+
+
+class StudentSection(Strict):
+    preset: Literal["xs", "s", "base"] = "xs"
+    embedding_dim: int | None = Field(default=None, ge=1)  # overrides the preset
+    hidden_size: int | None = Field(default=None, ge=1)  # per LSTM direction; overrides the preset
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    init: Literal["svd", "random"] = "svd"
+    representation: Literal["pre-activation", "post-activation"] = "pre-activation"
+
+
+class DistilSection(Strict):
+    strategy: Literal["D0", "D0-S", "D1", "kd", "D2", "D3.1", "D3.2", "D4.1", "D4.2"] = "D4.2"
+    layer: int = Field(default=6, ge=0)  # teacher hidden_states[layer] for the representation loss
+    representation_loss: Literal["mse", "kl"] = "mse"
+    batch_size: int = Field(default=128, ge=1)
+    lr: float = Field(default=1e-3, gt=0, lt=1)
+    min_lr: float = Field(default=1e-8, ge=0)
+    restart_epochs: int = Field(default=1, ge=1)
+    representation_epochs: int = Field(default=8, ge=1)
+    logit_epochs: int = Field(default=4, ge=1)
+    label_epochs: int = Field(default=4, ge=1)
+    joint_epochs: int = Field(default=12, ge=1)
+    joint_weights: dict[Literal["labels", "logits", "representation"], float] = Field(
+        default_factory=lambda: {"labels": 1.0, "logits": 1.0, "representation": 1.0}
+    )
+    temperature: float = Field(default=2.0, gt=0)
+    patience: int = Field(default=2, ge=1)
+    select_on: Literal["objective", "f1"] = "objective"
+    eval_every: int = Field(default=0, ge=0)
+
+
+class CacheSection(Strict):
+    dir: str | None = None  # default: <output_dir>/cache
+    shard_size: int = Field(default=4096, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+
+
+class SpeedSection(Strict):
+    batch_size: int = Field(default=32, ge=1)
+    batches: int = Field(default=10, ge=1)
+    warmup: int = Field(default=2, ge=0)
+    latency_samples: int = Field(default=100, ge=1)
 
 
 class EvaluationConfig(Strict):
@@ -79,6 +125,10 @@ class RunConfig(Strict):
     output_dir: str = "runs/default"
     data: DataConfig
     teacher: TeacherConfig = TeacherConfig()
+    student: StudentSection = StudentSection()
+    distil: DistilSection = DistilSection()
+    cache: CacheSection = CacheSection()
+    speed: SpeedSection = SpeedSection()
     evaluation: EvaluationConfig = EvaluationConfig()
 
     @field_validator("output_dir")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -47,6 +48,10 @@ class RichReporter:
 
     @contextlib.contextmanager
     def bar(self, description: str, total: int | None) -> Iterator[Advance]:
+        if not self.console.is_terminal:  # a log file: a plain status line now and then, not a redraw
+            with self._log_lines(description, total) as advance:
+                yield advance
+            return
         columns = (
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -67,5 +72,34 @@ class RichReporter:
 
             yield advance
 
+    @contextlib.contextmanager
+    def _log_lines(self, description: str, total: int | None, every: float = 30.0) -> Iterator[Advance]:
+        start = last = time.perf_counter()
+        done = 0
+        status = ""
+
+        def line() -> str:
+            elapsed = time.perf_counter() - start
+            rate = done / elapsed if elapsed > 0 else 0.0
+            eta = f", eta {(total - done) / rate:.0f}s" if total and rate > 0 else ""
+            of = f"/{total}" if total else ""
+            return f"{description}: {done}{of} in {elapsed:.0f}s ({rate:.2f}/s{eta}) {status}".rstrip()
+
+        def advance(n: int = 1, **fields: object) -> None:
+            nonlocal done, last, status
+            done += n
+            if fields:
+                status = _status(fields)
+            if time.perf_counter() - last >= every:
+                last = time.perf_counter()
+                self.console.print(line(), highlight=False, soft_wrap=True)
+
+        yield advance
+        self.console.print(line(), highlight=False, soft_wrap=True)
+
     def info(self, message: str) -> None:
-        self.console.print(message, highlight=False)
+        self.console.print(message, highlight=False, soft_wrap=True)
+
+
+def _status(fields: dict[str, object]) -> str:
+    return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())

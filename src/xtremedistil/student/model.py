@@ -122,17 +122,34 @@ class BiLSTMStudent(nn.Module):
         return counts
 
 
-def svd_embedding(teacher_rows: np.ndarray, dim: int, seed: int = 0) -> np.ndarray:
-    """Truncated SVD of the teacher's input-embedding rows to ``dim`` dimensions (paper Table 7): the rows'
-    coordinates in the top-``dim`` right singular subspace (U_k S_k). Extra dimensions beyond the teacher's
-    width, if any, are small random values."""
+def svd_embedding(teacher_rows: np.ndarray, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Truncated SVD of the teacher's input-embedding rows to ``dim`` dimensions (paper Table 7).
+
+    Returns the rows' coordinates in the top-``dim`` right-singular subspace (U_k S_k, i.e. rows @ V_k) and
+    the basis V_k (H, k), so other teacher rows (e.g. <unk>) can be projected the same way. Dimensions beyond
+    the teacher's width, if asked for, are small random values."""
     rows = np.asarray(teacher_rows, dtype=np.float64)
-    u, s, _ = np.linalg.svd(rows, full_matrices=False)
+    _, s, vt = np.linalg.svd(rows, full_matrices=False)
     k = min(dim, len(s))
+    basis = vt[:k].T  # (H, k)
     out = np.zeros((rows.shape[0], dim))
-    out[:, :k] = u[:, :k] * s[:k]
+    out[:, :k] = rows @ basis
     if dim > k:
-        out[:, k:] = np.random.default_rng(seed).normal(
-            0, out[:, :k].std() / 10, size=(rows.shape[0], dim - k)
-        )
-    return out.astype(np.float32)
+        scale = out[:, :k].std() / 10
+        out[:, k:] = np.random.default_rng(seed).normal(0, scale, size=(rows.shape[0], dim - k))
+    return out.astype(np.float32), basis.astype(np.float32)
+
+
+def init_embedding_svd(student: BiLSTMStudent, teacher_table: torch.Tensor, unk_id: int) -> None:
+    """Initialise the student embedding from the (fine-tuned) teacher's rows of the kept vocabulary."""
+    kept = torch.as_tensor(np.flatnonzero(student.id_map.numpy() >= 2))
+    order = torch.argsort(student.id_map[kept])
+    kept = kept[order]
+    rows = teacher_table[kept].detach().float().numpy()
+    coords, basis = svd_embedding(rows, student.config.embedding_dim)
+    with torch.no_grad():
+        weight = student.embedding.weight
+        weight[2:] = torch.from_numpy(coords)
+        weight[PAD] = 0.0
+        unk = teacher_table[unk_id].detach().float().numpy() @ basis
+        weight[UNK, : len(unk)] = torch.from_numpy(unk)

@@ -46,6 +46,12 @@ def window_bounds(word_start: np.ndarray, safe: np.ndarray, budget: int) -> list
     return bounds
 
 
+def word_boundary_id(tokenizer: Any) -> int | None:
+    """The id of sentencepiece's bare word-boundary piece "▁", if the vocabulary has one."""
+    token_id = tokenizer.convert_tokens_to_ids("\u2581")
+    return None if token_id is None or token_id == tokenizer.unk_token_id else int(token_id)
+
+
 class NerTask:
     """Token classification over IOB2 tags; metric: entity-level span F1 (seqeval, strict IOB2)."""
 
@@ -80,6 +86,7 @@ class NerTask:
         encoded: list[Encoded] = []
         split_sentences = truncated_words = subwords = 0
         batch_size = 2048
+        boundary = word_boundary_id(tokenizer)
         for offset in range(0, len(sentences), batch_size):
             chunk = sentences[offset : offset + batch_size]
             tokens = tokenizer(
@@ -91,6 +98,10 @@ class NerTask:
                     if word is not None:
                         pieces[word].append(token_id)
                 for word_pieces in pieces:
+                    if len(word_pieces) > 1 and word_pieces[0] == boundary:
+                        # sentencepiece marks a word start with a bare "▁" before CJK text; the label would
+                        # sit on a piece that is the same for every word, so it goes to the first real piece
+                        del word_pieces[0]
                     if not word_pieces:  # e.g. a lone control character: keep the word, as <unk>
                         word_pieces.append(tokenizer.unk_token_id)
                     elif sentence.is_labeled and len(word_pieces) > budget:

@@ -23,14 +23,25 @@ from xtremedistil.teacher.registry import resolve_teacher
 from xtremedistil.training import EvalRecord, StepRecord, drain, fit
 
 
-def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: no weight decay on biases and LayerNorm weights (standard BERT fine-tuning)."""
-    decay, no_decay = [], []
+def parameter_groups(
+    model: torch.nn.Module, lr: float, head_lr: float, weight_decay: float
+) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases and LayerNorm weights (standard BERT fine-tuning); the fresh
+    classification head gets its own, larger learning rate (see docs/METHOD.md: e5's final LayerNorm
+    shrinks token states, and a head at the encoder's rate learns only the label prior for hundreds of steps)."""
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if param.requires_grad:
+            key = ("classifier" in name, param.ndim < 2 or "LayerNorm" in name)
+            groups.setdefault(key, []).append(param)
+    return [
+        {
+            "params": params,
+            "lr": head_lr if is_head else lr,
+            "weight_decay": 0.0 if no_decay else weight_decay,
+        }
+        for (is_head, no_decay), params in groups.items()
+    ]
 
 
 def evaluate_sentences(
@@ -84,7 +95,7 @@ def fine_tune_teacher(
 
     steps_per_epoch = math.ceil(len(train_enc) / tc.batch_size)
     total = steps_per_epoch * tc.epochs
-    optimizer = torch.optim.AdamW(decay_groups(teacher, tc.weight_decay), lr=tc.lr)
+    optimizer = torch.optim.AdamW(parameter_groups(teacher, tc.lr, tc.head_lr, tc.weight_decay))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(tc.warmup_ratio * total), total)
 
     def batches(epoch: int):

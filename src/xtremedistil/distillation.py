@@ -1,0 +1,376 @@
+"""``xtremedistil distil``: the whole method end to end, resumable step by step.
+
+teacher (fine-tune or reuse) -> teacher cache over train + transfer windows (and dev) -> student with a
+trimmed vocabulary and SVD-initialised embeddings -> the stages of the strategy -> saved student ->
+evaluation per language, size and speed -> report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from xtremedistil.batching import SpecialIds
+from xtremedistil.cache import CacheSpec, TeacherCache, build_cache, data_fingerprint
+from xtremedistil.config import RunConfig
+from xtremedistil.data.records import Corpus, Sentence
+from xtremedistil.data.sources import load_labeled_all, load_transfer
+from xtremedistil.io import atomic_path, read_json, write_json
+from xtremedistil.pipeline import (
+    describe_corpus,
+    evaluate_teacher,
+    obtain_teacher,
+    prepare_run_dir,
+    update_metrics,
+)
+from xtremedistil.progress import Reporter, SilentReporter
+from xtremedistil.student.distil import DevSet, Pool, StageSettings, run_stage
+from xtremedistil.student.model import (
+    PRESETS,
+    BiLSTMStudent,
+    StudentConfig,
+    build_vocabulary,
+    init_embedding_svd,
+)
+from xtremedistil.student.saved import save_student
+from xtremedistil.student.schedule import ScheduleSettings, Stage, plan
+from xtremedistil.tasks.base import Encoded
+from xtremedistil.tasks.ner import NerTask
+from xtremedistil.teacher.convert import sha256_file
+from xtremedistil.teacher.model import Teacher
+from xtremedistil.teacher.train import evaluate_sentences, teacher_dir
+from xtremedistil.training import setup_torch
+
+STUDENT_DIR = "student"
+STAGES_DIR = "stages"
+
+
+def schedule_settings(config: RunConfig) -> ScheduleSettings:
+    d = config.distil
+    return ScheduleSettings(
+        strategy=d.strategy,
+        representation_epochs=d.representation_epochs,
+        logit_epochs=d.logit_epochs,
+        label_epochs=d.label_epochs,
+        joint_epochs=d.joint_epochs,
+        lr=d.lr,
+        patience=d.patience,
+        joint_weights=tuple(d.joint_weights.items()),
+    )
+
+
+def stage_settings(config: RunConfig) -> StageSettings:
+    d = config.distil
+    return StageSettings(
+        batch_size=d.batch_size,
+        min_lr=d.min_lr,
+        restart_epochs=d.restart_epochs,
+        select_on=d.select_on,
+        representation_kind=d.representation_loss,
+        temperature=d.temperature,
+        eval_every=d.eval_every,
+        seed=config.seed,
+    )
+
+
+@dataclass
+class Prepared:
+    """Everything the stages need, computed once per run (and shared by an experiment's cells)."""
+
+    corpus: Corpus
+    teacher: Teacher
+    task: NerTask
+    special: SpecialIds
+    windows: list[Encoded]  # train windows first (with gold targets), then the unlabeled transfer windows
+    n_train: int
+    cache: TeacherCache
+    dev: DevSet
+    transfer_sentences: int
+
+
+def _teacher_sha(config: RunConfig, run_dir: Path) -> str:
+    folder = teacher_dir(Path(config.teacher.run)) if config.teacher.run else teacher_dir(run_dir)
+    if not (folder / "model.safetensors").is_file():
+        folder = Path(config.teacher.run or folder)
+    return sha256_file(folder / "model.safetensors")
+
+
+def prepare(config: RunConfig, run_dir: Path, reporter: Reporter) -> Prepared:
+    """Data, fine-tuned teacher, and the teacher caches (reused when teacher, layer and data match)."""
+    corpus = load_labeled_all(config.data.labeled, seed=config.seed)
+    reporter.info(f"data: {describe_corpus(corpus)}")
+    teacher = obtain_teacher(config, corpus, run_dir, reporter)
+    task = NerTask.from_labels(teacher.labels)
+    special = SpecialIds.from_tokenizer(teacher.tokenizer)
+    max_length = int(teacher.meta.get("max_length", config.teacher.max_length))
+
+    transfer = load_transfer(config.data.transfer, corpus, config.data.max_transfer, seed=config.seed)
+    train_enc, train_stats = task.encode(corpus.split("train"), teacher.tokenizer, max_length)
+    transfer_enc, transfer_stats = task.encode(transfer, teacher.tokenizer, max_length)
+    dev_sentences = corpus.split("dev")
+    dev_enc, _ = task.encode(dev_sentences, teacher.tokenizer, max_length)
+    reporter.info(f"transfer set: {transfer_stats.describe()}")
+    windows = train_enc + transfer_enc
+
+    spec = CacheSpec(
+        teacher=config.teacher.run or config.teacher.name,
+        teacher_sha=_teacher_sha(config, run_dir),
+        layer=config.distil.layer,
+        max_length=max_length,
+        tokenizer=type(teacher.tokenizer).__name__,
+        hidden_size=int(teacher.model.config.hidden_size),
+        num_labels=len(teacher.labels),
+    )
+    if not 0 <= spec.layer <= teacher.num_layers:
+        raise ValueError(f"distil.layer must be between 0 and {teacher.num_layers}")
+    cache_root = Path(config.cache.dir) if config.cache.dir else run_dir / "cache"
+    caches = {}
+    for name, enc in (("transfer", windows), ("dev", dev_enc)):
+        root = cache_root / f"{name}-{spec.key(data_fingerprint(enc))}"
+        caches[name] = build_cache(
+            teacher,
+            enc,
+            root,
+            spec,
+            shard_size=config.cache.shard_size,
+            batch_size=config.cache.batch_size,
+            reporter=reporter,
+            description=f"cache teacher layer {spec.layer} + logits ({name})",
+        )
+    dev = DevSet(dev_sentences, Pool(dev_enc, caches["dev"], np.arange(len(dev_enc))), task, special)
+    del train_stats
+    return Prepared(
+        corpus, teacher, task, special, windows, len(train_enc), caches["transfer"], dev, len(transfer)
+    )
+
+
+def pools(prepared: Prepared, includes_train: bool) -> dict[str, Pool]:
+    n, n_train = len(prepared.windows), prepared.n_train
+    transfer_start = 0 if includes_train else n_train
+    return {
+        "labeled": Pool(prepared.windows, prepared.cache, np.arange(n_train)),
+        "transfer": Pool(prepared.windows, prepared.cache, np.arange(transfer_start, n)),
+        "labeled+transfer": Pool(prepared.windows, prepared.cache, np.arange(n)),
+    }
+
+
+def build_student(config: RunConfig, prepared: Prepared) -> BiLSTMStudent:
+    """The student over the sub-words of the train + transfer text, embeddings from the teacher's SVD."""
+    teacher = prepared.teacher
+    kept = build_vocabulary((w.input_ids for w in prepared.windows), teacher.tokenizer.all_special_ids)
+    sizes = dict(PRESETS[config.student.preset])
+    if config.student.embedding_dim:
+        sizes["embedding_dim"] = config.student.embedding_dim
+    if config.student.hidden_size:
+        sizes["hidden_size"] = config.student.hidden_size
+    student_config = StudentConfig(
+        teacher_vocab_size=int(teacher.model.config.vocab_size),
+        vocab_size=len(kept) + 2,
+        projection_dim=int(teacher.model.config.hidden_size),
+        num_labels=len(teacher.labels),
+        dropout=config.student.dropout,
+        representation=config.student.representation,
+        **sizes,
+    )
+    torch.manual_seed(config.seed)
+    student = BiLSTMStudent(student_config, kept)
+    if config.student.init == "svd":
+        table = teacher.model.get_input_embeddings().weight
+        init_embedding_svd(student, table, teacher.tokenizer.unk_token_id)
+    return student
+
+
+def run_schedule(
+    config: RunConfig,
+    prepared: Prepared,
+    student: BiLSTMStudent,
+    stages: list[Stage],
+    state_dir: Path,
+    reporter: Reporter,
+) -> list[dict[str, Any]]:
+    """Run the stages in order; after each, the student weights and summaries are saved, so a killed run
+    resumes after the last finished stage."""
+    summaries_path, weights_path = state_dir / "stages.json", state_dir / "student.safetensors"
+    names = [s.name for s in stages]
+    summaries: list[dict[str, Any]] = []
+    if summaries_path.is_file() and weights_path.is_file():
+        saved = read_json(summaries_path)
+        if saved.get("stages") == names:
+            summaries = saved["summaries"]
+            student.load_state_dict(load_file(str(weights_path)))
+            if summaries:
+                reporter.info(
+                    f"stages: resuming after {summaries[-1]['stage']} ({len(summaries)}/{len(stages)} done)"
+                )
+    all_pools = pools(prepared, config.data.transfer_includes_train)
+    settings = stage_settings(config)
+    start_f1 = prepared.dev.f1(student)["mean_f1"] if not summaries else None
+    if start_f1 is not None:
+        reporter.info(f"  student before training: dev mean F1 {start_f1:.2f}")
+    for stage in stages[len(summaries) :]:
+        summary = run_stage(student, stage, all_pools, prepared.dev, settings, reporter)
+        summaries.append(summary)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(weights_path) as tmp:
+            save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(tmp))
+        write_json(summaries_path, {"stages": names, "summaries": summaries, "start_dev_mean_f1": start_f1})
+    return summaries
+
+
+def evaluate_split(
+    forward: Any,
+    prepared: Prepared,
+    sentences: list[Sentence],
+    config: RunConfig,
+    reporter: Reporter,
+    name: str,
+) -> dict[str, Any]:
+    encoded, _ = prepared.task.encode(
+        sentences, prepared.teacher.tokenizer, int(prepared.teacher.meta["max_length"])
+    )
+    result, _ = evaluate_sentences(
+        forward,
+        prepared.task,
+        sentences,
+        encoded,
+        prepared.special,
+        batch_size=config.evaluation.batch_size,
+        scheme=config.evaluation.scheme,
+        reporter=reporter,
+        description=name,
+    )
+    return result
+
+
+def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run the whole method and write the run folder; returns the metrics."""
+    from xtremedistil.report import measure_and_report
+
+    reporter = reporter or SilentReporter()
+    threads = setup_torch(config.threads, config.seed)
+    start = time.perf_counter()
+    run_dir = prepare_run_dir(config)
+    prepared = prepare(config, run_dir, reporter)
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    if "teacher" not in metrics:
+        teacher_results = evaluate_teacher(
+            prepared.teacher,
+            prepared.corpus,
+            reporter,
+            scheme=config.evaluation.scheme,
+            batch_size=config.evaluation.batch_size,
+        )
+        metrics = update_metrics(run_dir, teacher=teacher_results)
+
+    student = build_student(config, prepared)
+    stages = plan(schedule_settings(config))
+    reporter.info(
+        f"student: {student.parameter_counts()['total']:,} parameters, {len(stages)} stages ({config.distil.strategy})"
+    )
+    summaries = run_schedule(config, prepared, student, stages, run_dir / STAGES_DIR, reporter)
+    save_student(
+        student,
+        prepared.teacher.tokenizer,
+        prepared.teacher.labels,
+        run_dir / STUDENT_DIR,
+        {
+            "max_length": int(prepared.teacher.meta["max_length"]),
+            "teacher": config.teacher.run or config.teacher.name,
+            "strategy": config.distil.strategy,
+            "layer": config.distil.layer,
+        },
+    )
+    student.eval()
+    student_results = {
+        split: evaluate_split(
+            lambda b: student(b).logits,
+            prepared,
+            prepared.corpus.split(split),
+            config,
+            reporter,
+            f"student {split}",
+        )
+        for split in ("dev", "test")
+        if prepared.corpus.split(split)
+    }
+    metrics = update_metrics(
+        run_dir,
+        student=student_results,
+        stages=summaries,
+        threads=threads,
+        transfer_windows=len(prepared.windows) - prepared.n_train,
+        transfer_sentences=prepared.transfer_sentences,
+        cache=prepared.cache.manifest | {"shards": len(prepared.cache.manifest["shards"])},
+    )
+    metrics = measure_and_report(config, prepared, student, run_dir, metrics, reporter)
+    return update_metrics(run_dir, distil_job_seconds=time.perf_counter() - start)
+
+
+def cache_job(config: RunConfig, reporter: Reporter | None = None, *, dry_run: bool = False) -> str:
+    """``xtremedistil cache``: build (or finish) the teacher caches; ``dry_run`` only estimates them."""
+    reporter = reporter or SilentReporter()
+    setup_torch(config.threads, config.seed)
+    if dry_run:
+        return _dry_run(config, reporter)
+    run_dir = prepare_run_dir(config)
+    prepared = prepare(config, run_dir, reporter)
+    m = prepared.cache.manifest
+    return (
+        f"cache ready: {m['windows']:,} windows, {m['subwords']:,} sub-words, layer {m['layer']}, "
+        f"{m['bytes'] / 1e6:.0f} MB in {prepared.cache.root}"
+    )
+
+
+def _dry_run(config: RunConfig, reporter: Reporter) -> str:
+    """Estimate disk and time from the data and a 64-window timing sample; nothing is written."""
+    from xtremedistil.cache import estimate
+    from xtremedistil.teacher.model import META_FILE, load_teacher, new_teacher
+    from xtremedistil.teacher.registry import resolve_teacher
+
+    run_dir = Path(config.output_dir)
+    corpus = load_labeled_all(config.data.labeled, seed=config.seed)
+    finished = teacher_dir(Path(config.teacher.run)) if config.teacher.run else teacher_dir(run_dir)
+    note = ""
+    if (finished / META_FILE).is_file():
+        teacher = load_teacher(finished)
+    else:  # same architecture, same speed: time the pretrained encoder, fine-tuning comes first
+        labels = NerTask(corpus.labels()).labels
+        teacher = new_teacher(
+            resolve_teacher(config.teacher.name), labels, {"max_length": config.teacher.max_length}
+        )
+        note = " (the teacher is not fine-tuned yet: `distil`/`cache` fine-tune it first)"
+    task = NerTask.from_labels(teacher.labels)
+    max_length = int(teacher.meta.get("max_length", config.teacher.max_length))
+    transfer = load_transfer(config.data.transfer, corpus, config.data.max_transfer, seed=config.seed)
+    windows, _ = task.encode(corpus.split("train") + transfer, teacher.tokenizer, max_length)
+    sample = [windows[i] for i in np.random.default_rng(0).permutation(len(windows))[:64]]
+    special = SpecialIds.from_tokenizer(teacher.tokenizer)
+    start = time.perf_counter()
+    from xtremedistil.evaluate import predict_logits
+
+    predict_logits(
+        lambda b: teacher(b, layer=config.distil.layer).logits, sample, special, config.cache.batch_size
+    )
+    rate = len(sample) / (time.perf_counter() - start)
+    spec = CacheSpec(
+        "",
+        "",
+        config.distil.layer,
+        max_length,
+        "",
+        int(teacher.model.config.hidden_size),
+        len(teacher.labels),
+    )
+    est = estimate(windows, spec, rate)
+    return (
+        f"dry run: {len(transfer):,} transfer sentences + {len(corpus.split('train')):,} train sentences -> "
+        f"{est['windows']:,} windows, {est['subwords']:,} sub-words\n"
+        f"estimated cache size {est['bytes'] / 1e6:,.0f} MB (fp16, layer {config.distil.layer} states + logits), "
+        f"estimated teacher time {est['seconds'] / 60:.1f} min at {rate:.0f} windows/s measured on a 64-window sample{note}"
+    )

@@ -1,0 +1,171 @@
+"""The run report: teacher and student side by side (F1 per language, size, speed), as markdown, JSON and
+PNG plots. ``xtremedistil report RUN_DIR`` rebuilds it from the run folder's metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xtremedistil.evaluate import markdown_table
+from xtremedistil.io import atomic_path, read_json, write_json, write_text
+from xtremedistil.progress import Reporter
+from xtremedistil.speed import folder_size, measure_model, measure_tokenizer, parameter_counts
+
+REPORT_MD, REPORT_JSON, REPORT_PNG = "report.md", "report.json", "report.png"
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def measure_and_report(
+    config: Any, prepared: Any, student: Any, run_dir: Path, metrics: dict[str, Any], reporter: Reporter
+) -> dict[str, Any]:
+    """Size and speed of teacher and student in this process (same threads), then the report files."""
+    from xtremedistil.pipeline import update_metrics
+
+    teacher = prepared.teacher
+    sentences = prepared.corpus.split("test") or prepared.corpus.split("dev")
+    encoded, _ = prepared.task.encode(sentences, teacher.tokenizer, int(teacher.meta["max_length"]))
+    s = config.speed
+    kwargs = {
+        "batch_size": s.batch_size,
+        "batches": s.batches,
+        "warmup": s.warmup,
+        "latency_samples": s.latency_samples,
+    }
+    reporter.info("measuring speed (same process, same threads, warm-up, medians)...")
+    speed = {
+        "teacher": measure_model(lambda b: teacher(b).logits, encoded, prepared.special, **kwargs),
+        "student": measure_model(lambda b: student(b).logits, encoded, prepared.special, **kwargs),
+        "tokenizer": measure_tokenizer(teacher.tokenizer, [x.words for x in sentences[:2000]]),
+        "windows": "test split" if prepared.corpus.split("test") else "dev split",
+    }
+    size = {
+        "teacher": {
+            **parameter_counts(teacher.model, teacher.model.get_input_embeddings()),
+            "disk_bytes": folder_size(run_dir / "teacher") if (run_dir / "teacher").is_dir() else None,
+        },
+        "student": {
+            **parameter_counts(student, student.embedding),
+            "disk_bytes": folder_size(run_dir / "student"),
+        },
+    }
+    metrics = update_metrics(run_dir, speed=speed, size=size, machine=machine())
+    write_report(run_dir, metrics)
+    return metrics
+
+
+def summary(metrics: dict[str, Any], split: str = "test") -> dict[str, Any]:
+    teacher, student = metrics["teacher"][split], metrics["student"][split]
+    size, speed = metrics["size"], metrics["speed"]
+    return {
+        "split": split,
+        "teacher_mean_f1": teacher["mean_f1"],
+        "student_mean_f1": student["mean_f1"],
+        "retained": student["mean_f1"] / teacher["mean_f1"] if teacher["mean_f1"] else 0.0,
+        "compression": size["teacher"]["total"] / size["student"]["total"],
+        "throughput_speedup": speed["student"]["throughput"] / speed["teacher"]["throughput"],
+        "latency_speedup": speed["teacher"]["latency_ms_median"] / speed["student"]["latency_ms_median"],
+    }
+
+
+def stage_table(metrics: dict[str, Any], start_f1: float | None) -> str:
+    """Table-4 style: dev F1 after each step of the schedule."""
+    rows = ["| step | losses | trainable | epochs | dev mean F1 |", "|---|---|---|---:|---:|"]
+    if start_f1 is not None:
+        rows.append(f"| start | – | – | 0 | {start_f1:.2f} |")
+    for s in metrics.get("stages", []):
+        losses = " + ".join(s["losses"])
+        rows.append(
+            f"| {s['stage']} | {losses} | {', '.join(s['trainable'])} | {s['epochs_run']} | {s['dev_mean_f1']:.2f} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _mb(n: int | None) -> str:
+    return "–" if n is None else f"{n / 1e6:.1f} MB"
+
+
+def render_markdown(metrics: dict[str, Any], start_f1: float | None = None) -> str:
+    s = summary(metrics)
+    size, speed, m = metrics["size"], metrics["speed"], metrics.get("machine", {})
+    lines = [
+        "# XtremeDistil run report\n",
+        f"Machine: {m.get('cpu', '?')}, {m.get('threads', '?')} threads, torch {m.get('torch', '?')}; {m.get('date', '')}.\n",
+        "## F1 per language (test, entity-level span F1)\n",
+        markdown_table({"teacher": metrics["teacher"]["test"], "student": metrics["student"]["test"]}),
+        f"\nStudent keeps **{100 * s['retained']:.1f}%** of the teacher's mean F1 "
+        f"({s['student_mean_f1']:.2f} vs {s['teacher_mean_f1']:.2f}).\n",
+        "\n## Size and speed (PyTorch fp32, same process and threads)\n",
+        "| | teacher | student | ratio |",
+        "|---|---:|---:|---:|",
+        f"| parameters | {size['teacher']['total']:,} | {size['student']['total']:,} | {s['compression']:.1f}× |",
+        f"| embedding parameters | {size['teacher']['embedding']:,} | {size['student']['embedding']:,} | "
+        f"{size['teacher']['embedding'] / size['student']['embedding']:.1f}× |",
+        f"| weights on disk | {_mb(size['teacher']['disk_bytes'])} | {_mb(size['student']['disk_bytes'])} | |",
+        f"| throughput, batch {speed['teacher']['batch_size']} (windows/s) | {speed['teacher']['throughput']:.1f} | "
+        f"{speed['student']['throughput']:.1f} | {s['throughput_speedup']:.1f}× |",
+        f"| latency, batch 1, median (ms) | {speed['teacher']['latency_ms_median']:.2f} | "
+        f"{speed['student']['latency_ms_median']:.2f} | {s['latency_speedup']:.1f}× |",
+        f"| latency, batch 1, p95 (ms) | {speed['teacher']['latency_ms_p95']:.2f} | {speed['student']['latency_ms_p95']:.2f} | |",
+        f"\nTokenization (shared by both, timed apart): {speed['tokenizer']['sentences_per_second']:.0f} sentences/s.\n",
+        "\n## Dev F1 after each step (paper Table 4)\n",
+        stage_table(metrics, start_f1),
+        f"\n![teacher vs student]({REPORT_PNG})\n",
+    ]
+    return "\n".join(lines)
+
+
+def plot(metrics: dict[str, Any], path: Path, start_f1: float | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    teacher, student = metrics["teacher"]["test"]["languages"], metrics["student"]["test"]["languages"]
+    langs = sorted(teacher)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    x = range(len(langs))
+    ax1.bar([i - 0.2 for i in x], [100 * teacher[lang]["f1"] for lang in langs], 0.4, label="teacher")
+    ax1.bar([i + 0.2 for i in x], [100 * student[lang]["f1"] for lang in langs], 0.4, label="student")
+    ax1.set_xticks(list(x), langs)
+    ax1.set_ylabel("test F1")
+    ax1.set_title("F1 per language")
+    ax1.legend()
+    stages = metrics.get("stages", [])
+    values = ([start_f1] if start_f1 is not None else []) + [s["dev_mean_f1"] for s in stages]
+    names = (["start"] if start_f1 is not None else []) + [s["stage"] for s in stages]
+    ax2.plot(range(len(values)), values, marker="o")
+    ax2.axhline(metrics["teacher"]["dev"]["mean_f1"], color="gray", linestyle="--", label="teacher (dev)")
+    ax2.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax2.set_ylabel("dev mean F1")
+    ax2.set_title("Student after each step")
+    ax2.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def write_report(run_dir: Path, metrics: dict[str, Any] | None = None) -> str:
+    """(Re)write report.md, report.json and report.png from the run folder's metrics."""
+    run_dir = Path(run_dir)
+    metrics = metrics or read_json(run_dir / "metrics.json")
+    stages_file = run_dir / "stages" / "stages.json"
+    start_f1 = read_json(stages_file).get("start_dev_mean_f1") if stages_file.is_file() else None
+    text = render_markdown(metrics, start_f1)
+    write_text(run_dir / REPORT_MD, text)
+    write_json(run_dir / REPORT_JSON, {"summary": summary(metrics), **metrics})
+    plot(metrics, run_dir / REPORT_PNG, start_f1)
+    return text

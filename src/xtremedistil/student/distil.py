@@ -1,0 +1,198 @@
+"""Running the schedule: one function trains the student through any stage record."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from xtremedistil.batching import SpecialIds, batch_indices, collate
+from xtremedistil.cache import TeacherCache
+from xtremedistil.evaluate import predict_logits, score_by_language
+from xtremedistil.outputs import TokenOutput
+from xtremedistil.progress import Reporter, SilentReporter
+from xtremedistil.student.losses import objective
+from xtremedistil.student.model import BiLSTMStudent
+from xtremedistil.student.schedule import Stage
+from xtremedistil.tasks.base import Batch, Encoded
+from xtremedistil.tasks.ner import NerTask
+from xtremedistil.training import EvalRecord, StepRecord, drain, fit
+
+
+@dataclass(frozen=True)
+class DistilBatch:
+    batch: Batch
+    teacher: TokenOutput | None
+
+
+@dataclass
+class Pool:
+    """Windows the student trains on, with the teacher's cached outputs for them (``cache`` row i =
+    window i), restricted to ``indices`` (e.g. the labeled part of the transfer cache)."""
+
+    encoded: Sequence[Encoded]
+    cache: TeacherCache | None
+    indices: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def batches(
+        self, batch_size: int, special: SpecialIds, *, shuffle: bool, seed: int, teacher: bool
+    ) -> Iterator[DistilBatch]:
+        lengths = [len(self.encoded[i]) for i in self.indices]
+        for local in batch_indices(lengths, batch_size, shuffle=shuffle, seed=seed):
+            rows = self.indices[local]
+            batch = collate([self.encoded[i] for i in rows], rows, special)
+            outputs = self.cache.outputs(rows, batch.input_ids.shape[1]) if teacher and self.cache else None
+            yield DistilBatch(batch, outputs)
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    batch_size: int = 128
+    min_lr: float = 1e-8
+    restart_epochs: int = 1  # cosine annealing restarts every this many epochs
+    select_on: str = "objective"  # or "f1": what early stopping and model selection read on dev
+    representation_kind: str = "mse"
+    temperature: float = 2.0
+    eval_every: int = 0
+    seed: int = 13
+
+
+@dataclass
+class DevSet:
+    """The labeled dev split with the teacher's outputs: the dev value of every stage's objective, and F1."""
+
+    sentences: Sequence[Any]
+    pool: Pool
+    task: NerTask
+    special: SpecialIds
+
+    def objective(self, student: BiLSTMStudent, stage: Stage, settings: StageSettings) -> float:
+        total, count = 0.0, 0
+        for db in self.pool.batches(256, self.special, shuffle=False, seed=0, teacher=stage.needs_teacher):
+            out = student(db.batch)
+            loss = objective(
+                stage.weights,
+                out,
+                db.teacher,
+                db.batch,
+                representation_kind=settings.representation_kind,
+                temperature=settings.temperature,
+            )
+            total, count = total + loss.item() * len(db.batch), count + len(db.batch)
+        return total / max(count, 1)
+
+    def f1(self, student: BiLSTMStudent) -> dict[str, Any]:
+        encoded = self.pool.encoded
+        was_training = student.training
+        student.eval()
+        logits = predict_logits(lambda b: student(b).logits, encoded, self.special, batch_size=256)
+        student.train(was_training)
+        predictions = self.task.decode(self.sentences, encoded, logits)
+        return score_by_language(self.task, self.sentences, predictions)
+
+
+def run_stage(
+    student: BiLSTMStudent,
+    stage: Stage,
+    pools: dict[str, Pool],
+    dev: DevSet,
+    settings: StageSettings,
+    reporter: Reporter | None = None,
+    on_record: Callable[[StepRecord | EvalRecord], None] | None = None,
+) -> dict[str, Any]:
+    """Train the layer groups of ``stage`` on its data and objective; early stopping and model selection on
+    the dev value of the same objective (or dev F1); the best weights are kept. Returns a summary record."""
+    reporter = reporter or SilentReporter()
+    pool = pools[stage.data]
+    student.set_trainable(stage.trainable)
+    params = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=stage.lr)
+    steps_per_epoch = math.ceil(len(pool) / settings.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        optimizer, T_0=max(1, steps_per_epoch * settings.restart_epochs), eta_min=settings.min_lr
+    )
+
+    def batches(epoch: int) -> Iterator[DistilBatch]:
+        return pool.batches(
+            settings.batch_size,
+            dev.special,
+            shuffle=True,
+            seed=settings.seed + epoch,
+            teacher=stage.needs_teacher,
+        )
+
+    def loss_fn(db: DistilBatch) -> torch.Tensor:
+        out = student(db.batch)
+        return objective(
+            stage.weights,
+            out,
+            db.teacher,
+            db.batch,
+            representation_kind=settings.representation_kind,
+            temperature=settings.temperature,
+        )
+
+    by_f1 = settings.select_on == "f1"
+
+    def evaluate() -> float:
+        return dev.f1(student)["mean_f1"] if by_f1 else dev.objective(student, stage, settings)
+
+    start = time.perf_counter()
+    evaluations: list[dict[str, Any]] = []
+    with reporter.bar(f"stage {stage.name}", total=steps_per_epoch * stage.epochs) as advance:
+
+        def record(r: StepRecord | EvalRecord) -> None:
+            if isinstance(r, StepRecord):
+                advance(1, epoch=r.epoch, loss=r.loss)
+            else:
+                evaluations.append(vars(r))
+            if on_record is not None:
+                on_record(r)
+
+        result = drain(
+            fit(
+                student,
+                batches,
+                loss_fn,
+                optimizer,
+                evaluate,
+                epochs=stage.epochs,
+                patience=stage.patience,
+                scheduler=scheduler,
+                eval_every=settings.eval_every,
+                higher_is_better=by_f1,
+                evaluate_start=True,
+            ),
+            record,
+        )
+    scores = dev.f1(student)
+    summary = {
+        "stage": stage.name,
+        "losses": stage.weights,
+        "trainable": list(stage.trainable),
+        "data": stage.data,
+        "windows": len(pool),
+        "epochs_run": result.epochs,
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "stopped_early": result.stopped_early,
+        "dev_objective" if not by_f1 else "dev_f1_selected": result.best,
+        "dev_mean_f1": scores["mean_f1"],
+        "dev_f1": {lang: 100 * m["f1"] for lang, m in scores["languages"].items()},
+        "seconds": time.perf_counter() - start,
+        "evaluations": evaluations,
+    }
+    objective_text = f"dev objective {result.best:.4f}" if not by_f1 else f"dev F1 {result.best:.2f}"
+    reporter.info(
+        f"  {stage.name}: {result.steps} steps, best at step {result.best_step}, {objective_text}, "
+        f"dev mean F1 {scores['mean_f1']:.2f} ({summary['seconds']:.0f}s)"
+    )
+    return summary

@@ -1,0 +1,82 @@
+"""Distillation losses over ``TokenOutput`` records; every loss looks at real sub-words only."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from xtremedistil.outputs import TokenOutput
+from xtremedistil.tasks.base import IGNORE_INDEX, Batch
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` (B, T, ...) over positions where ``mask`` (B, T) is True and its trailing dims."""
+    selected = values[mask]
+    return selected.mean() if selected.numel() else values.sum() * 0.0
+
+
+def representation_loss(
+    student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor, kind: str = "mse"
+) -> torch.Tensor:
+    """L_RL: the student's projected state against the teacher's layer state (MSE, or the paper's KL)."""
+    if kind == "kl":
+        log_p_student = F.log_softmax(student.hidden, dim=-1)
+        p_teacher = F.softmax(teacher.hidden, dim=-1)
+        kl = (p_teacher * (torch.log(p_teacher.clamp_min(1e-12)) - log_p_student)).sum(-1)
+        return _masked_mean(kl, mask)
+    return _masked_mean((student.hidden - teacher.hidden) ** 2, mask)
+
+
+def logit_loss(student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor) -> torch.Tensor:
+    """L_LL: MSE between student and teacher logits (no temperature), as in the paper."""
+    return _masked_mean((student.logits - teacher.logits) ** 2, mask)
+
+
+def label_loss(student: TokenOutput, batch: Batch) -> torch.Tensor:
+    """L_CE: cross-entropy on gold labels at first sub-words; other positions are ignored."""
+    if not (batch.targets != IGNORE_INDEX).any():
+        return student.logits.sum() * 0.0
+    return F.cross_entropy(student.logits.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def soft_target_loss(
+    student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor, temperature: float = 2.0
+) -> torch.Tensor:
+    """Hinton et al.: KL between temperature-softened distributions, scaled by T^2."""
+    log_p = F.log_softmax(student.logits / temperature, dim=-1)
+    q = F.softmax(teacher.logits / temperature, dim=-1)
+    kl = (q * (torch.log(q.clamp_min(1e-12)) - log_p)).sum(-1)
+    return _masked_mean(kl, mask) * temperature**2
+
+
+LOSSES = ("representation", "logits", "labels", "soft")
+
+
+def objective(
+    weights: dict[str, float],
+    student: TokenOutput,
+    teacher: TokenOutput | None,
+    batch: Batch,
+    *,
+    representation_kind: str = "mse",
+    temperature: float = 2.0,
+) -> torch.Tensor:
+    """A stage's objective: the weighted sum of the named losses (one name for the paper's stage-wise
+    method, several for the joint-loss baselines)."""
+    mask = batch.token_mask
+    total = student.logits.new_zeros(())
+    for name, weight in weights.items():
+        if name == "labels":
+            value = label_loss(student, batch)
+        elif teacher is None:
+            raise ValueError(f"loss {name!r} needs teacher outputs")
+        elif name == "representation":
+            value = representation_loss(student, teacher, mask, representation_kind)
+        elif name == "logits":
+            value = logit_loss(student, teacher, mask)
+        elif name == "soft":
+            value = soft_target_loss(student, teacher, mask, temperature)
+        else:
+            raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")
+        total = total + weight * value
+    return total

@@ -1,0 +1,208 @@
+"""A saved student is a self-describing folder: ``student.json`` (config, labels, provenance),
+``model.safetensors``, ``vocab.json`` (the teacher sub-word ids it keeps) and the teacher's tokenizer files.
+``load_student(path)`` gives a ``StudentPredictor`` that predicts entities with character offsets."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.torch import load_file, save_file
+from transformers import AutoTokenizer
+
+from xtremedistil.batching import SpecialIds
+from xtremedistil.data.records import Sentence
+from xtremedistil.errors import XtremeDistilError
+from xtremedistil.evaluate import predict_logits
+from xtremedistil.io import read_json, write_json
+from xtremedistil.student.model import BiLSTMStudent, StudentConfig
+from xtremedistil.tasks.ner import NerTask
+
+META = "student.json"
+VOCAB = "vocab.json"
+WEIGHTS = "model.safetensors"
+
+
+def save_student(
+    student: BiLSTMStudent, tokenizer: Any, labels: list[str], path: str | Path, meta: dict[str, Any]
+) -> Path:
+    """Write the folder into a temporary sibling, then rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {k: v.contiguous() for k, v in student.state_dict().items() if k != "id_map"}
+    save_file(state, str(tmp / WEIGHTS))
+    write_json(tmp / VOCAB, kept_teacher_ids(student).tolist())
+    write_json(
+        tmp / META,
+        {
+            "architecture": "bilstm",
+            "task": "ner",
+            "config": student.config.to_dict(),
+            "labels": labels,
+            **meta,
+        },
+    )
+    tokenizer.save_pretrained(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
+
+
+def kept_teacher_ids(student: BiLSTMStudent) -> np.ndarray:
+    id_map = student.id_map.numpy()
+    kept = np.flatnonzero(id_map >= 2)
+    return kept[np.argsort(id_map[kept])]
+
+
+def load_student_model(path: str | Path) -> tuple[BiLSTMStudent, dict[str, Any]]:
+    path = Path(path)
+    if not (path / META).is_file():
+        raise XtremeDistilError(f"not a saved student folder (no {META})", path=path)
+    meta = read_json(path / META)
+    student = BiLSTMStudent(
+        StudentConfig(**meta["config"]), np.asarray(read_json(path / VOCAB), dtype=np.int64)
+    )
+    missing, unexpected = student.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
+    if unexpected or set(missing) != {"id_map"}:
+        raise XtremeDistilError(
+            f"weights do not match the config (missing {missing}, unexpected {unexpected})", path=path
+        )
+    return student.eval(), meta
+
+
+@dataclass(frozen=True)
+class Entity:
+    type: str
+    text: str
+    start: int  # character offsets into the input text, end exclusive
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "text": self.text, "start": self.start, "end": self.end}
+
+
+_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def _is_cjk(char: str) -> bool:
+    name = unicodedata.name(char, "")
+    return name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL"))
+
+
+def split_words(text: str, tokenizer: Any) -> list[tuple[int, int]]:
+    """Character spans of words: runs of letters/digits and single punctuation marks; text in scripts
+    written without spaces (CJK, kana) is cut where the teacher's tokenizer puts piece boundaries."""
+    spans = []
+    for match in _WORD.finditer(text):
+        a, b = match.span()
+        if any(_is_cjk(c) for c in match.group()):
+            offsets = tokenizer(match.group(), add_special_tokens=False, return_offsets_mapping=True)
+            pieces = [(a + s, a + e) for s, e in offsets["offset_mapping"] if e > s]
+            spans += _strip_leading_space(text, pieces)
+        else:
+            spans.append((a, b))
+    return spans
+
+
+def _strip_leading_space(text: str, pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out = []
+    for s, e in pieces:
+        while s < e and text[s].isspace():
+            s += 1
+        if s < e:
+            out.append((s, e))
+    return out
+
+
+def entities_from_tags(text: str, spans: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[Entity]:
+    """IOB2 word tags -> entities; an I- tag that does not continue an entity of its type starts one."""
+    entities: list[Entity] = []
+    current: list[Any] | None = None
+    for (a, b), tag in zip(spans, tags, strict=True):
+        if tag.startswith("I-") and current is not None and current[0] == tag[2:]:
+            current[2] = b
+            continue
+        if current is not None:
+            entities.append(Entity(current[0], text[current[1] : current[2]], current[1], current[2]))
+            current = None
+        if tag != "O":
+            current = [tag[2:], a, b]
+    if current is not None:
+        entities.append(Entity(current[0], text[current[1] : current[2]], current[1], current[2]))
+    return entities
+
+
+class StudentPredictor:
+    """A loaded student with its tokenizer: raw text in, entities with character offsets out."""
+
+    def __init__(self, student: BiLSTMStudent, tokenizer: Any, meta: dict[str, Any]) -> None:
+        self.student, self.tokenizer, self.meta = student, tokenizer, meta
+        self.task = NerTask.from_labels(meta["labels"])
+        self.special = SpecialIds.from_tokenizer(tokenizer)
+        self.max_length = int(meta.get("max_length", 128))
+
+    def tag_words(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[list[str]]:
+        """IOB2 tags for pre-split words; long inputs are cut into windows so no word is dropped."""
+        records = [Sentence(tuple(words)) for words in sentences]
+        encoded, _ = self.task.encode(records, self.tokenizer, self.max_length)
+        logits = predict_logits(lambda b: self.student(b).logits, encoded, self.special, batch_size)
+        return self.task.decode(records, encoded, logits)
+
+    def predict(self, texts: str | Iterable[str], batch_size: int = 64) -> list[list[Entity]]:
+        """Entities of each text (a single string gives a one-element list)."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        spans = [split_words(text, self.tokenizer) for text in texts]
+        words = [[text[a:b] for a, b in sp] for text, sp in zip(texts, spans, strict=True)]
+        non_empty = [i for i, w in enumerate(words) if w]
+        tags = dict(zip(non_empty, self.tag_words([words[i] for i in non_empty], batch_size), strict=True))
+        return [entities_from_tags(text, spans[i], tags.get(i, [])) for i, text in enumerate(texts)]
+
+
+def load_student(path: str | Path) -> StudentPredictor:
+    """Load a saved student folder; ``.predict(texts)`` returns entities with character offsets."""
+    student, meta = load_student_model(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return StudentPredictor(student, tokenizer, meta)
+
+
+def open_predictor(path: str | Path) -> StudentPredictor:
+    """A student folder, or a run folder that holds one in ``student/``."""
+    path = Path(path)
+    if not (path / META).is_file() and (path / "student" / META).is_file():
+        path = path / "student"
+    return load_student(path)
+
+
+def format_predictions(
+    predictor: StudentPredictor, texts: Sequence[str], fmt: str, batch_size: int = 64
+) -> Iterable[str]:
+    """JSON lines (``{"text", "entities": [{type, text, start, end}]}``) or CoNLL (word, tag; blank line)."""
+    import json
+
+    if fmt not in ("jsonl", "conll"):
+        raise XtremeDistilError(f"unknown format {fmt!r}; expected jsonl or conll")
+    for start in range(0, len(texts), batch_size):
+        chunk = list(texts[start : start + batch_size])
+        if fmt == "jsonl":
+            for text, entities in zip(chunk, predictor.predict(chunk, batch_size), strict=True):
+                yield json.dumps(
+                    {"text": text, "entities": [e.to_dict() for e in entities]}, ensure_ascii=False
+                )
+        else:
+            spans = [split_words(text, predictor.tokenizer) for text in chunk]
+            words = [[text[a:b] for a, b in sp] for text, sp in zip(chunk, spans, strict=True)]
+            tagged = predictor.tag_words([w for w in words if w], batch_size)
+            tags = iter(tagged)
+            for sentence in words:
+                row_tags = next(tags) if sentence else []
+                yield from (f"{w}\t{t}" for w, t in zip(sentence, row_tags, strict=True))
+                yield ""

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from xtremedistil.outputs import TokenOutput
+from xtremedistil.student.losses import logit_loss, objective, representation_loss, soft_target_loss
+from xtremedistil.tasks.base import IGNORE_INDEX, Batch
+
+FIXTURE = Path(__file__).parent / "fixtures" / "losses.json"
+
+
+def _fixed_inputs():
+    g = torch.Generator().manual_seed(0)
+    student = TokenOutput(logits=torch.randn(2, 5, 3, generator=g), hidden=torch.randn(2, 5, 4, generator=g))
+    teacher = TokenOutput(logits=torch.randn(2, 5, 3, generator=g), hidden=torch.randn(2, 5, 4, generator=g))
+    attention = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    targets = torch.full((2, 5), IGNORE_INDEX)
+    targets[0, 1], targets[0, 3], targets[1, 1] = 2, 0, 1
+    batch = Batch(
+        input_ids=torch.zeros(2, 5, dtype=torch.long),
+        attention_mask=attention,
+        targets=targets,
+        word_start=targets != IGNORE_INDEX,
+        index=torch.arange(2),
+    )
+    return student, teacher, batch
+
+
+def _values():
+    student, teacher, batch = _fixed_inputs()
+    mask = batch.token_mask
+    return {
+        "representation_mse": representation_loss(student, teacher, mask).item(),
+        "representation_kl": representation_loss(student, teacher, mask, "kl").item(),
+        "logits": logit_loss(student, teacher, mask).item(),
+        "soft_t2": soft_target_loss(student, teacher, mask, 2.0).item(),
+        "labels": objective({"labels": 1.0}, student, None, batch).item(),
+        "joint": objective(
+            {"labels": 1.0, "logits": 0.5, "representation": 2.0}, student, teacher, batch
+        ).item(),
+    }
+
+
+def test_losses_match_stored_values():
+    """Stored expected values: a silent change in the maths fails here (regenerate deliberately only)."""
+    stored = json.loads(FIXTURE.read_text())
+    for name, value in _values().items():
+        assert value == pytest.approx(stored[name], rel=1e-5), name
+
+
+def test_losses_ignore_padding_and_specials():
+    student, teacher, batch = _fixed_inputs()
+    base = {k: v for k, v in _values().items()}
+    ignored = ~batch.token_mask  # specials ([CLS], [SEP]) and padding
+    noisy_hidden = student.hidden.clone()
+    noisy_hidden[ignored] = 1e3
+    noisy_logits = student.logits.clone()
+    noisy_logits[ignored] = -1e3
+    noisy = TokenOutput(logits=noisy_logits, hidden=noisy_hidden)
+    mask = batch.token_mask
+    assert representation_loss(noisy, teacher, mask).item() == pytest.approx(base["representation_mse"])
+    assert logit_loss(noisy, teacher, mask).item() == pytest.approx(base["logits"])
+    # the mse is over the 3 + 1 real sub-words only
+    manual = ((student.logits - teacher.logits) ** 2)[mask].mean()
+    assert logit_loss(student, teacher, mask).item() == pytest.approx(manual.item())
+
+
+def test_unknown_loss_and_missing_teacher_are_errors():
+    student, teacher, batch = _fixed_inputs()
+    with pytest.raises(ValueError, match="needs teacher outputs"):
+        objective({"logits": 1.0}, student, None, batch)
+    with pytest.raises(ValueError, match="unknown loss"):
+        objective({"cosine": 1.0}, student, teacher, batch)

@@ -1,0 +1,152 @@
+"""The student contract: build -> forward shapes -> freeze/unfreeze -> save -> load -> predict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import make_sentence
+from xtremedistil.batching import SpecialIds, collate
+from xtremedistil.student.model import (
+    LAYER_GROUPS,
+    PAD,
+    UNK,
+    BiLSTMStudent,
+    StudentConfig,
+    build_vocabulary,
+    init_embedding_svd,
+    svd_embedding,
+)
+from xtremedistil.student.saved import entities_from_tags, load_student, save_student, split_words
+from xtremedistil.tasks.ner import NerTask
+
+LABELS = NerTask(["PER", "LOC", "ORG"]).labels
+
+
+def tiny_student(tokenizer, kept=None, **overrides) -> BiLSTMStudent:
+    kept = np.asarray(kept if kept is not None else range(5, 30), dtype=np.int64)
+    config = StudentConfig(
+        teacher_vocab_size=len(tokenizer),
+        vocab_size=len(kept) + 2,
+        embedding_dim=8,
+        hidden_size=6,
+        projection_dim=12,
+        num_labels=len(LABELS),
+        **overrides,
+    )
+    torch.manual_seed(0)
+    return BiLSTMStudent(config, kept)
+
+
+def _batch(tokenizer, texts):
+    task = NerTask(["PER", "LOC", "ORG"])
+    windows, _ = task.encode([make_sentence(t, None) for t in texts], tokenizer, 32)
+    return collate(windows, list(range(len(windows))), SpecialIds.from_tokenizer(tokenizer))
+
+
+def test_forward_shapes_and_padding_does_not_change_outputs(tiny_tokenizer):
+    student = tiny_student(tiny_tokenizer).eval()
+    batch = _batch(tiny_tokenizer, ["alice lives in paris", "bob"])
+    out = student(batch)
+    assert out.logits.shape == (2, batch.input_ids.shape[1], len(LABELS))
+    assert out.hidden.shape == (2, batch.input_ids.shape[1], 12)
+    alone = student(_batch(tiny_tokenizer, ["bob"]))
+    # the packed BiLSTM ignores padding: "bob" scores the same alone and beside a longer sentence
+    assert torch.allclose(alone.logits[0], out.logits[1, :3], atol=1e-5)
+
+
+def test_unknown_teacher_ids_map_to_unk(tiny_tokenizer):
+    student = tiny_student(tiny_tokenizer, kept=[7, 9])
+    ids = student.student_ids(torch.tensor([7, 9, 8, 3]))
+    assert ids.tolist() == [2, 3, UNK, UNK]
+
+
+def test_layer_groups_freeze_and_unfreeze(tiny_tokenizer):
+    student = tiny_student(tiny_tokenizer)
+    assert list(student.layer_groups()) == list(LAYER_GROUPS)
+    student.set_trainable(["head", "projection"])
+    assert student.trainable_groups() == ["head", "projection"]
+    student.unfreeze(["bilstm"])
+    assert student.trainable_groups() == ["head", "projection", "bilstm"]
+    student.freeze(["head"])
+    assert student.trainable_groups() == ["projection", "bilstm"]
+    with pytest.raises(ValueError, match="unknown layer groups"):
+        student.set_trainable(["lstm"])
+
+
+def test_representation_point(tiny_tokenizer):
+    batch = _batch(tiny_tokenizer, ["alice lives in paris"])
+    pre = tiny_student(tiny_tokenizer).eval()(batch).hidden
+    post = tiny_student(tiny_tokenizer, representation="post-activation").eval()(batch).hidden
+    assert pre.min() < -0.2  # the pre-activation can reach values GELU cannot output
+    assert post.min() >= -0.17
+    assert torch.allclose(torch.nn.functional.gelu(pre), post, atol=1e-6)
+
+
+def test_vocabulary_is_trimmed_to_seen_ids_plus_specials():
+    kept = build_vocabulary([np.array([40, 7, 7]), np.array([3])], always=[0, 2])
+    assert kept.tolist() == [0, 2, 3, 7, 40]
+
+
+def test_svd_initialisation_spans_the_top_subspace():
+    rng = np.random.default_rng(0)
+    # rows with a dominant 3-dimensional subspace plus small noise
+    basis = np.linalg.qr(rng.normal(size=(16, 3)))[0]
+    rows = rng.normal(size=(200, 3)) * [10, 5, 3] @ basis.T + rng.normal(scale=0.01, size=(200, 16))
+    coords, v = svd_embedding(rows, 3)
+    assert coords.shape == (200, 3)
+    # the learned basis spans the planted subspace, and coordinates reconstruct the rows
+    assert np.allclose(np.abs(np.linalg.svd(v.T @ basis)[1]), 1.0, atol=1e-3)
+    assert np.abs(coords @ v.T - rows).max() < 0.1
+    wider, _ = svd_embedding(rows, 20)
+    assert wider.shape == (200, 20) and np.allclose(wider[:, :16] @ _[:, :16].T, rows, atol=1e-4)
+
+
+def test_student_embedding_is_initialised_from_teacher_rows(tiny_tokenizer):
+    student = tiny_student(tiny_tokenizer, kept=list(range(5, 25)))
+    table = torch.randn(len(tiny_tokenizer), 12)
+    init_embedding_svd(student, table, tiny_tokenizer.unk_token_id)
+    weight = student.embedding.weight.detach().numpy()
+    rows = table[5:25].numpy()
+    # the student rows are the teacher rows projected on their top-8 right singular vectors
+    _, _, vt = np.linalg.svd(rows.astype(np.float64), full_matrices=False)
+    assert np.allclose(np.abs(weight[2:]), np.abs(rows @ vt[:8].T), atol=1e-4)
+    assert np.all(weight[PAD] == 0)
+
+
+def test_save_load_predict_round_trip(tiny_tokenizer, tmp_path):
+    kept = tiny_tokenizer(["alice lives in paris bob"], add_special_tokens=False)["input_ids"][0]
+    student = tiny_student(tiny_tokenizer, kept=sorted(set(kept)) + [len(tiny_tokenizer) - 1]).eval()
+    folder = save_student(student, tiny_tokenizer, LABELS, tmp_path / "student", {"max_length": 16})
+    assert {p.name for p in folder.iterdir()} >= {
+        "student.json",
+        "model.safetensors",
+        "vocab.json",
+        "tokenizer.json",
+    }
+    predictor = load_student(folder)
+    batch = _batch(tiny_tokenizer, ["alice lives in paris"])
+    assert torch.allclose(predictor.student(batch).logits, student(batch).logits)
+    # a long text (more sub-words than max_length) is windowed, every word gets a tag
+    long_text = " ".join(["alice lives in paris"] * 10)
+    tags = predictor.tag_words([long_text.split()])[0]
+    assert len(tags) == 40
+    (entities,) = predictor.predict([long_text])
+    for entity in entities:
+        assert long_text[entity.start : entity.end] == entity.text
+
+
+def test_entities_from_tags_and_word_splitting(tiny_tokenizer):
+    text = "Alice Smith lives in New York."
+    spans = split_words(text, tiny_tokenizer)
+    assert [text[a:b] for a, b in spans] == ["Alice", "Smith", "lives", "in", "New", "York", "."]
+    tags = ["B-PER", "I-PER", "O", "O", "B-LOC", "I-LOC", "O"]
+    entities = entities_from_tags(text, spans, tags)
+    assert [(e.type, e.text, e.start, e.end) for e in entities] == [
+        ("PER", "Alice Smith", 0, 11),
+        ("LOC", "New York", 21, 29),
+    ]
+    # a dangling I- starts an entity; a type change ends one
+    entities = entities_from_tags(text, spans, ["I-PER", "B-ORG", "O", "O", "O", "O", "O"])
+    assert [(e.type, e.text) for e in entities] == [("PER", "Alice"), ("ORG", "Smith")]

@@ -1,0 +1,115 @@
+"""The whole pipeline on a tiny random teacher, through the CLI, in a few seconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TOY
+from xtremedistil.cli import main
+from xtremedistil.student.saved import load_student
+
+
+def write_toy_corpus(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang in ("en", "xx"):
+        for split, reps in (("train", 3), ("dev", 1), ("test", 1)):
+            lines = []
+            for text, tags in TOY * reps:
+                lines += [f"{w}\t{t}" for w, t in zip(text.split(), tags.split(), strict=True)] + [""]
+            (folder / f"{split}-{lang}.tsv").write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def toy_config(tmp_path, tiny_bert_dir) -> Path:
+    write_toy_corpus(tmp_path / "corpus")
+    (tmp_path / "unlabeled.txt").write_text(
+        "alice works in london\nbob and the city\nparis lives\n", encoding="utf-8"
+    )
+    config = f"""
+output_dir = "{tmp_path / "run"}"
+[[data.labeled]]
+source = "{tmp_path / "corpus"}"
+[[data.transfer]]
+source = "{tmp_path / "unlabeled.txt"}"
+lang = "en"
+[teacher]
+name = "{tiny_bert_dir}"
+max_length = 16
+epochs = 2
+batch_size = 8
+lr = 5e-3
+[student]
+embedding_dim = 8
+hidden_size = 8
+[distil]
+layer = 1
+batch_size = 8
+representation_epochs = 1
+logit_epochs = 1
+label_epochs = 1
+[cache]
+shard_size = 16
+[speed]
+batches = 2
+warmup = 1
+latency_samples = 3
+batch_size = 4
+"""
+    path = tmp_path / "toy.toml"
+    path.write_text(config, encoding="utf-8")
+    return path
+
+
+def test_distil_end_to_end_and_resume(toy_config, tmp_path, capsys):
+    assert main(["distil", str(toy_config)]) == 0
+    run = tmp_path / "run"
+    for name in (
+        "config.toml",
+        "metrics.json",
+        "report.md",
+        "report.json",
+        "report.png",
+        "student/student.json",
+    ):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["student"]["test"]["languages"]) == {"en", "xx"}
+    assert [s["stage"] for s in metrics["stages"]][0] == "1 representation" and len(metrics["stages"]) == 9
+    assert metrics["size"]["student"]["total"] < metrics["size"]["teacher"]["total"]
+    report = (run / "report.md").read_text()
+    assert "F1 per language" in report and "Dev F1 after each step" in report
+    printed = capsys.readouterr()
+    assert "Student keeps" in printed.out
+
+    # rerunning resumes: teacher, cache and all stages are reused, nothing is retrained
+    assert main(["distil", str(toy_config)]) == 0
+    err = capsys.readouterr().err
+    assert "reusing the finished fine-tuning" in err and "resuming after 3.4 +embedding" in err
+
+    predictor = load_student(run / "student")
+    (entities,) = predictor.predict(["alice lives in paris"])
+    assert all(e.type in {"PER", "LOC", "ORG"} for e in entities)
+
+    assert main(["predict", str(run), "alice works at acme corp"]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["text"] == "alice works at acme corp" and isinstance(line["entities"], list)
+    assert main(["predict", str(run), "bob lives in paris", "--format", "conll"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split("\t")[0] == "bob"
+    assert main(["report", str(run)]) == 0
+
+
+def test_cache_dry_run_writes_nothing(toy_config, tmp_path, capsys):
+    assert main(["cache", str(toy_config), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "estimated cache size" in out and "windows/s measured" in out
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_mismatch_in_run_folder_is_refused(toy_config, tmp_path, capsys):
+    assert main(["teacher", "train", str(toy_config)]) == 0
+    capsys.readouterr()
+    assert main(["teacher", "train", str(toy_config), "--set", "teacher.epochs=3"]) == 2
+    assert "different config" in capsys.readouterr().err
