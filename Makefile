@@ -19,7 +19,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 quickstart: $(VENV)/.installed
-	$(BIN)/xtremedistil teacher train --output runs/quickstart
+	$(BIN)/xtremedistil distil --output runs/quickstart
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
