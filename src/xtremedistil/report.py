@@ -97,8 +97,9 @@ def _mb(n: int | None) -> str:
     return "–" if n is None else f"{n / 1e6:.1f} MB"
 
 
-def render_markdown(metrics: dict[str, Any], start_f1: float | None = None) -> str:
+def render_markdown(metrics: dict[str, Any]) -> str:
     s = summary(metrics)
+    start_f1 = metrics.get("student_start_dev_mean_f1")
     size, speed, m = metrics["size"], metrics["speed"], metrics.get("machine", {})
     lines = [
         "# XtremeDistil run report\n",
@@ -127,7 +128,7 @@ def render_markdown(metrics: dict[str, Any], start_f1: float | None = None) -> s
     return "\n".join(lines)
 
 
-def plot(metrics: dict[str, Any], path: Path, start_f1: float | None = None) -> None:
+def plot(metrics: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -144,6 +145,7 @@ def plot(metrics: dict[str, Any], path: Path, start_f1: float | None = None) -> 
     ax1.set_title("F1 per language")
     ax1.legend()
     stages = metrics.get("stages", [])
+    start_f1 = metrics.get("student_start_dev_mean_f1")
     values = ([start_f1] if start_f1 is not None else []) + [s["dev_mean_f1"] for s in stages]
     names = (["start"] if start_f1 is not None else []) + [s["stage"] for s in stages]
     ax2.plot(range(len(values)), values, marker="o")
@@ -162,10 +164,8 @@ def write_report(run_dir: Path, metrics: dict[str, Any] | None = None) -> str:
     """(Re)write report.md, report.json and report.png from the run folder's metrics."""
     run_dir = Path(run_dir)
     metrics = metrics or read_json(run_dir / "metrics.json")
-    stages_file = run_dir / "stages" / "stages.json"
-    start_f1 = read_json(stages_file).get("start_dev_mean_f1") if stages_file.is_file() else None
-    text = render_markdown(metrics, start_f1)
+    text = render_markdown(metrics)
     write_text(run_dir / REPORT_MD, text)
     write_json(run_dir / REPORT_JSON, {"summary": summary(metrics), **metrics})
-    plot(metrics, run_dir / REPORT_PNG, start_f1)
+    plot(metrics, run_dir / REPORT_PNG)
     return text

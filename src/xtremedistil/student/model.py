@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from xtremedistil.outputs import TokenOutput
 from xtremedistil.tasks.base import Batch
@@ -53,6 +52,34 @@ def build_vocabulary(teacher_ids: Iterable[np.ndarray], always: Sequence[int]) -
     return np.unique(np.concatenate(ids))
 
 
+def reverse_within_lengths(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, T) positions that reverse each row's first ``length`` entries and keep the padding in place."""
+    positions = torch.arange(width, device=lengths.device).unsqueeze(0)
+    last = lengths.unsqueeze(1) - 1
+    return torch.where(positions <= last, last - positions, positions)
+
+
+class BiLSTM(nn.Module):
+    """A bidirectional LSTM over right-padded batches, exact for every row's real length.
+
+    The backward direction runs on each row reversed within its length, so neither direction ever reads
+    padding before a real token. This avoids packed sequences: PyTorch's CPU backward for packed LSTMs
+    zero-fills a (tokens x 4H) buffer at every time step, which made training ~10x slower.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.forward_lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.backward_lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T, E) -> (B, T, 2H)
+        order = reverse_within_lengths(lengths, x.shape[1]).unsqueeze(-1)
+        forward_states, _ = self.forward_lstm(x)
+        backward_states, _ = self.backward_lstm(x.gather(1, order.expand(-1, -1, x.shape[-1])))
+        backward_states = backward_states.gather(1, order.expand(-1, -1, backward_states.shape[-1]))
+        return torch.cat([forward_states, backward_states], dim=-1)
+
+
 class BiLSTMStudent(nn.Module):
     def __init__(self, config: StudentConfig, kept_teacher_ids: np.ndarray) -> None:
         super().__init__()
@@ -65,7 +92,7 @@ class BiLSTMStudent(nn.Module):
         )
         self.register_buffer("id_map", id_map)  # teacher id -> student id
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD)
-        self.bilstm = nn.LSTM(config.embedding_dim, config.hidden_size, batch_first=True, bidirectional=True)
+        self.bilstm = BiLSTM(config.embedding_dim, config.hidden_size)
         self.projection = nn.Linear(2 * config.hidden_size, config.projection_dim)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.projection_dim, config.num_labels)
@@ -106,10 +133,7 @@ class BiLSTMStudent(nn.Module):
     def forward(self, batch: Batch) -> TokenOutput:
         ids = self.student_ids(batch.input_ids).masked_fill(batch.attention_mask == 0, PAD)  # (B, T)
         lengths = batch.attention_mask.sum(1)
-        embedded = self.embedding(ids)  # (B, T, E)
-        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        states, _ = self.bilstm(packed)
-        states, _ = pad_packed_sequence(states, batch_first=True, total_length=ids.shape[1])  # (B, T, 2H)
+        states = self.bilstm(self.embedding(ids), lengths)  # (B, T, 2H)
         projected = self.projection(states)  # (B, T, D) before the activation
         activated = F.gelu(projected)
         logits = self.head(self.dropout(activated))  # (B, T, C)

@@ -1,0 +1,18 @@
+"""xtremedistil: distil massive multilingual transformers into tiny, fast students (XtremeDistil, ACL 2020)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "load_student"]
+
+if TYPE_CHECKING:
+    from xtremedistil.student.saved import StudentPredictor
+
+
+def load_student(path: str) -> StudentPredictor:
+    """Load a saved student folder; ``.predict(texts)`` returns entities with character offsets."""
+    from xtremedistil.student.saved import load_student as _load
+
+    return _load(path)
