@@ -35,11 +35,14 @@ class LabeledSource(Strict):
 
 
 class TransferSource(Strict):
-    """Unlabeled text: ``embedded:<pool>``, ``labeled:train`` (the labeled train split without its tags), or a
-    plain-text file (one sentence per line, optional ``lang<TAB>`` column)."""
+    """Unlabeled text: ``embedded:<pool>``, ``labeled:train`` (the labeled train split without its tags), a
+    plain-text file (one sentence per line, optional ``lang<TAB>`` column), or a labeled corpus folder whose
+    ``split`` is read without its tags (e.g. the rest of WikiAnn's train split)."""
 
     source: str
     lang: str | None = None
+    languages: list[str] | None = None  # corpus folders only
+    split: str = "train"  # corpus folders only
     encoding: str = "utf-8"
     max_sentences: int | None = Field(default=None, ge=1)
 
@@ -55,11 +58,11 @@ class DataConfig(Strict):
 class TeacherConfig(Strict):
     name: str = "multilingual-e5-small"
     run: str | None = None  # reuse the fine-tuned teacher of this run folder instead of training
-    max_length: int = Field(default=128, ge=8, le=512)
+    max_length: int = Field(default=64, ge=8, le=512)
     epochs: int = Field(default=3, ge=1)
     batch_size: int = Field(default=32, ge=1)
     eval_batch_size: int = Field(default=64, ge=1)
-    lr: float = Field(default=5e-5, gt=0, lt=1)
+    lr: float = Field(default=1e-4, gt=0, lt=1)
     head_lr: float = Field(default=3e-3, gt=0, lt=1)  # the fresh classification head
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     weight_decay: float = Field(default=0.01, ge=0)
@@ -83,14 +86,14 @@ class DistilSection(Strict):
     strategy: Literal["D0", "D0-S", "D1", "kd", "D2", "D3.1", "D3.2", "D4.1", "D4.2"] = "D4.2"
     layer: int = Field(default=6, ge=0)  # teacher hidden_states[layer] for the representation loss
     representation_loss: Literal["mse", "kl"] = "mse"
-    batch_size: int = Field(default=128, ge=1)
-    lr: float = Field(default=1e-3, gt=0, lt=1)
+    batch_size: int = Field(default=64, ge=1)
+    lr: float = Field(default=3e-3, gt=0, lt=1)
     min_lr: float = Field(default=1e-8, ge=0)
     restart_epochs: int = Field(default=1, ge=1)
-    representation_epochs: int = Field(default=8, ge=1)
-    logit_epochs: int = Field(default=4, ge=1)
-    label_epochs: int = Field(default=4, ge=1)
-    joint_epochs: int = Field(default=12, ge=1)
+    representation_epochs: int = Field(default=4, ge=1)
+    logit_epochs: int = Field(default=2, ge=1)
+    label_epochs: int = Field(default=3, ge=1)
+    joint_epochs: int = Field(default=10, ge=1)
     joint_weights: dict[Literal["labels", "logits", "representation"], float] = Field(
         default_factory=lambda: {"labels": 1.0, "logits": 1.0, "representation": 1.0}
     )

@@ -110,7 +110,13 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter) -> Prepared:
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
     max_length = int(teacher.meta.get("max_length", config.teacher.max_length))
 
-    transfer = load_transfer(config.data.transfer, corpus, config.data.max_transfer, seed=config.seed)
+    transfer = load_transfer(
+        config.data.transfer,
+        corpus,
+        config.data.max_transfer,
+        seed=config.seed,
+        exclude_train=config.data.transfer_includes_train,
+    )
     train_enc, train_stats = task.encode(corpus.split("train"), teacher.tokenizer, max_length)
     transfer_enc, transfer_stats = task.encode(transfer, teacher.tokenizer, max_length)
     dev_sentences = corpus.split("dev")
@@ -348,7 +354,13 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
         note = " (the teacher is not fine-tuned yet: `distil`/`cache` fine-tune it first)"
     task = NerTask.from_labels(teacher.labels)
     max_length = int(teacher.meta.get("max_length", config.teacher.max_length))
-    transfer = load_transfer(config.data.transfer, corpus, config.data.max_transfer, seed=config.seed)
+    transfer = load_transfer(
+        config.data.transfer,
+        corpus,
+        config.data.max_transfer,
+        config.seed,
+        config.data.transfer_includes_train,
+    )
     windows, _ = task.encode(corpus.split("train") + transfer, teacher.tokenizer, max_length)
     sample = [windows[i] for i in np.random.default_rng(0).permutation(len(windows))[:64]]
     special = SpecialIds.from_tokenizer(teacher.tokenizer)

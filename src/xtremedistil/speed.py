@@ -90,3 +90,31 @@ def parameter_counts(model: torch.nn.Module, embedding: torch.nn.Module) -> dict
 
 def folder_size(path: Path, pattern: str = "*.safetensors") -> int:
     return sum(f.stat().st_size for f in Path(path).glob(pattern))
+
+
+def measure_training(
+    step: Callable[[Batch], None],
+    encoded: Sequence[Encoded],
+    special: SpecialIds,
+    *,
+    batch_size: int = 32,
+    batches: int = 10,
+    warmup: int = 2,
+    bucketing: bool = True,
+    pad_to: int | None = None,
+) -> dict[str, float]:
+    """Training throughput (windows/s) of ``step`` (forward + backward + optimiser) over fixed batches."""
+    order = batch_indices([len(e) for e in encoded], batch_size, shuffle=True, seed=0, bucketing=bucketing)
+    full = [b for b in order if len(b) == batch_size][: warmup + batches]
+    times = []
+    for k, idx in enumerate(full):
+        batch = collate([encoded[i] for i in idx], idx, special, pad_to=pad_to)
+        start = time.perf_counter()
+        step(batch)
+        if k >= warmup:
+            times.append(time.perf_counter() - start)
+    return {
+        "throughput": batch_size * len(times) / sum(times),
+        "step_s_median": statistics.median(times),
+        "steps_timed": len(times),
+    }

@@ -60,21 +60,30 @@ def load_labeled_all(sources: Sequence[LabeledSource], seed: int = 13) -> Corpus
 
 
 def load_transfer(
-    sources: Sequence[TransferSource], labeled: Corpus, limit: int | None, seed: int = 13
+    sources: Sequence[TransferSource], labeled: Corpus, limit: int | None, seed: int = 13, exclude_train: bool = True
 ) -> list[Sentence]:
-    """The unlabeled transfer set: every source, deduplicated, optionally sampled down to ``limit``."""
+    """The unlabeled transfer set: every source, deduplicated, optionally sampled down to ``limit``.
+
+    Dev and test text never enters it; train text neither when ``exclude_train`` (it joins the cache as
+    the labeled windows instead)."""
     sentences: list[Sentence] = []
     for source in sources:
         if source.source.startswith(EMBEDDED):
             part = embedded_pool(source.source.removeprefix(EMBEDDED))
         elif source.source.startswith("labeled:"):
             part = unlabeled_view(labeled, split=source.source.removeprefix("labeled:"))
+        elif Path(source.source).is_dir():
+            folder = read_corpus_folder(
+                Path(source.source), languages=source.languages, encoding=source.encoding
+            )
+            part = unlabeled_view(folder, split=source.split)
         else:
             part = read_text_file(source.source, lang=source.lang, encoding=source.encoding)
         if source.max_sentences is not None:
             part = sample_sentences(part, source.max_sentences, seed)
         sentences += part
-    seen: set[tuple[str, ...]] = set()
+    excluded = ("train", "dev", "test") if exclude_train else ("dev", "test")
+    seen: set[tuple[str, ...]] = {s.words for split in excluded for s in labeled.split(split)}
     unique = [s for s in sentences if not (s.words in seen or seen.add(s.words))]
     return sample_sentences(unique, limit, seed) if limit is not None else unique
 

@@ -47,11 +47,11 @@ class ScheduleSettings:
     """The config values a schedule depends on (a plain record so ``plan`` stays a pure function)."""
 
     strategy: str = "D4.2"
-    representation_epochs: int = 8
-    logit_epochs: int = 4
-    label_epochs: int = 4
-    joint_epochs: int = 12
-    lr: float = 1e-3
+    representation_epochs: int = 4
+    logit_epochs: int = 2
+    label_epochs: int = 3
+    joint_epochs: int = 10
+    lr: float = 3e-3
     patience: int = 2
     joint_weights: tuple[tuple[str, float], ...] = (("labels", 1.0), ("logits", 1.0), ("representation", 1.0))
 

@@ -1,0 +1,50 @@
+"""The quickstart main job, measured: wall time and peak memory of `xtremedistil distil` on the embedded
+default in a fresh run folder, and its report checked against the targets of the distillation issue.
+
+    python benchmarks/quickstart.py [--output runs/quickstart-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from results import provenance, run_cli, verdict, write_section
+from xtremedistil.report import render_markdown, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--output", type=Path, default=Path("runs/quickstart-bench"))
+    args = parser.parse_args()
+    shutil.rmtree(args.output, ignore_errors=True)  # fresh: no reused teacher or cache
+    seconds, peak_gb = run_cli(["distil", "--output", str(args.output)], args.output.with_suffix(".log"))
+    metrics = json.loads((args.output / "metrics.json").read_text())
+    s = summary(metrics)
+    targets = [
+        ("wall time of the job (min)", seconds / 60, 15.0, False),
+        ("peak memory (GB, resident)", peak_gb, 6.0, False),
+        ("parameter compression (×)", s["compression"], 25.0, True),
+        ("throughput speed-up at batch 32 (×)", s["throughput_speedup"], 10.0, True),
+        ("student mean F1 / teacher mean F1 (%)", 100 * s["retained"], 90.0, True),
+    ]
+    rows = ["| measure | value | target | |", "|---|---:|---:|---|"]
+    for name, value, target, higher in targets:
+        sign = "≥" if higher else "≤"
+        rows.append(f"| {name} | {value:.2f} | {sign} {target:g} | {verdict(value, target, higher)} |")
+    report = render_markdown(metrics).replace("# XtremeDistil run report\n", "").replace("## ", "#### ")
+    report = report.replace("![teacher vs student](report.png)", "![quickstart report](quickstart.png)")
+    shutil.copy(args.output / "report.png", Path(__file__).resolve().parents[1] / "docs" / "quickstart.png")
+    body = (
+        "## Quickstart: the main job on the embedded default (`make quickstart`)\n\n"
+        + provenance(seconds)
+        + "\nThe job alone (`xtremedistil distil`, fresh run folder, environment already installed), "
+        "peak resident memory of the process.\n\n" + "\n".join(rows) + "\n\n### The run's report\n" + report
+    )
+    write_section("quickstart", body)
+
+
+if __name__ == "__main__":
+    main()
