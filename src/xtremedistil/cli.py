@@ -103,6 +103,39 @@ def distil(config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = No
     console.print(f"run folder: {cfg.output_dir}  (student: {cfg.output_dir}/student)")
 
 
+@app.command("experiment")
+def experiment(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    output: OutputOpt = None,
+    max_params: Annotated[
+        int | None, typer.Option(help="Budget: at most this many student parameters.")
+    ] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="Budget: batch-1 latency in ms.")] = None,
+    min_retention: Annotated[
+        float | None, typer.Option(help="Budget: dev F1 at least this fraction of the teacher's (e.g. 0.95).")
+    ] = None,
+) -> None:
+    """Run the [experiment] grid (strategies x transfer sizes x labeled sizes x layers x students x seeds) on
+    shared teachers and caches; one row per cell in results.csv/.json/.md plus results.png. Finished cells
+    are never recomputed: rerun to resume, add a cell to run only it. With a budget option, pick the best
+    student within it (by dev F1) and save it to OUTPUT/selected-student."""
+    from xtremedistil.experiment import run_experiment, save_selection, select
+    from xtremedistil.experiment_report import render
+
+    cfg = _load(config, set_, output)
+    results = run_experiment(cfg, _reporter())
+    console.print(render(results), markup=False, highlight=False)
+    if max_params is not None or max_latency_ms is not None or min_retention is not None:
+        best, why = select(
+            results, max_params=max_params, max_latency_ms=max_latency_ms, min_retention=min_retention
+        )
+        console.print(f"selected: {why}", markup=False, highlight=False)
+        if best is None:
+            raise XtremeDistilError(why)
+        console.print(f"saved to {save_selection(Path(cfg.output_dir), best, why)}")
+
+
 @app.command("plan")
 def plan_cmd(config: ConfigArg = None, set_: SetOpt = None) -> None:
     """Print the stage schedule a config produces (strategy, losses, data, trainable layer groups)."""

@@ -101,6 +101,7 @@ class DistilSection(Strict):
     patience: int = Field(default=2, ge=1)
     select_on: Literal["objective", "f1"] = "objective"
     eval_every: int = Field(default=0, ge=0)
+    seed: int | None = None  # the student's seed; None = the top-level seed
 
 
 class CacheSection(Strict):
@@ -114,6 +115,30 @@ class SpeedSection(Strict):
     batches: int = Field(default=10, ge=1)
     warmup: int = Field(default=2, ge=0)
     latency_samples: int = Field(default=100, ge=1)
+
+
+class ExperimentCell(Strict):
+    """One extra cell beyond the grid (e.g. a second seed for some strategies)."""
+
+    strategy: str
+    seed: int | None = None
+    transfer_size: int | None = None
+    labeled_size: int | None = None
+    layer: int | None = None
+    student: str | None = None
+
+
+class ExperimentSection(Strict):
+    """The grid of `xtremedistil experiment`: every combination of the axes, plus ``extra`` cells.
+    Sizes of 0 mean "all configured"; students are presets (xs, s, base) or "E,H" (e.g. "100,300")."""
+
+    strategies: list[Literal["D0", "D0-S", "D1", "kd", "D2", "D3.1", "D3.2", "D4.1", "D4.2"]] = ["D4.2"]
+    transfer_sizes: list[int] = [0]
+    labeled_sizes: list[int] = [0]  # labeled train sentences per language; each size fine-tunes its teacher
+    layers: list[int] = [6]
+    students: list[str] = ["xs"]
+    seeds: list[int] = [13]
+    extra: list[ExperimentCell] = []
 
 
 class EvaluationConfig(Strict):
@@ -133,6 +158,7 @@ class RunConfig(Strict):
     cache: CacheSection = CacheSection()
     speed: SpeedSection = SpeedSection()
     evaluation: EvaluationConfig = EvaluationConfig()
+    experiment: ExperimentSection = ExperimentSection()
 
     @field_validator("output_dir")
     @classmethod

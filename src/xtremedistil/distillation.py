@@ -75,8 +75,13 @@ def stage_settings(config: RunConfig) -> StageSettings:
         representation_kind=d.representation_loss,
         temperature=d.temperature,
         eval_every=d.eval_every,
-        seed=config.seed,
+        seed=student_seed(config),
     )
+
+
+def student_seed(config: RunConfig) -> int:
+    """The student's own seed (init, batch order); data sampling and the teacher follow ``config.seed``."""
+    return config.distil.seed if config.distil.seed is not None else config.seed
 
 
 @dataclass
@@ -184,7 +189,7 @@ def build_student(config: RunConfig, prepared: Prepared) -> BiLSTMStudent:
         representation=config.student.representation,
         **sizes,
     )
-    torch.manual_seed(config.seed)
+    torch.manual_seed(student_seed(config))
     student = BiLSTMStudent(student_config, kept)
     if config.student.init == "svd":
         table = teacher.model.get_input_embeddings().weight
@@ -194,7 +199,8 @@ def build_student(config: RunConfig, prepared: Prepared) -> BiLSTMStudent:
 
 def run_schedule(
     config: RunConfig,
-    prepared: Prepared,
+    stage_pools: dict[str, Pool],
+    dev: DevSet,
     student: BiLSTMStudent,
     stages: list[Stage],
     state_dir: Path,
@@ -205,22 +211,22 @@ def run_schedule(
     summaries_path, weights_path = state_dir / "stages.json", state_dir / "student.safetensors"
     names = [s.name for s in stages]
     summaries: list[dict[str, Any]] = []
+    start_f1 = None
     if summaries_path.is_file() and weights_path.is_file():
         saved = read_json(summaries_path)
         if saved.get("stages") == names:
-            summaries = saved["summaries"]
+            summaries, start_f1 = saved["summaries"], saved.get("start_dev_mean_f1")
             student.load_state_dict(load_file(str(weights_path)))
             if summaries:
                 reporter.info(
                     f"stages: resuming after {summaries[-1]['stage']} ({len(summaries)}/{len(stages)} done)"
                 )
-    all_pools = pools(prepared, config.data.transfer_includes_train)
     settings = stage_settings(config)
-    start_f1 = prepared.dev.f1(student)["mean_f1"] if not summaries else None
-    if start_f1 is not None:
+    if not summaries:
+        start_f1 = dev.f1(student)["mean_f1"]
         reporter.info(f"  student before training: dev mean F1 {start_f1:.2f}")
     for stage in stages[len(summaries) :]:
-        summary = run_stage(student, stage, all_pools, prepared.dev, settings, reporter)
+        summary = run_stage(student, stage, stage_pools, dev, settings, reporter)
         summaries.append(summary)
         state_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(weights_path) as tmp:
@@ -279,7 +285,10 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
     reporter.info(
         f"student: {student.parameter_counts()['total']:,} parameters, {len(stages)} stages ({config.distil.strategy})"
     )
-    summaries = run_schedule(config, prepared, student, stages, run_dir / STAGES_DIR, reporter)
+    stage_pools = pools(prepared, config.data.transfer_includes_train)
+    summaries = run_schedule(
+        config, stage_pools, prepared.dev, student, stages, run_dir / STAGES_DIR, reporter
+    )
     save_student(
         student,
         prepared.teacher.tokenizer,

@@ -60,7 +60,11 @@ def load_labeled_all(sources: Sequence[LabeledSource], seed: int = 13) -> Corpus
 
 
 def load_transfer(
-    sources: Sequence[TransferSource], labeled: Corpus, limit: int | None, seed: int = 13, exclude_train: bool = True
+    sources: Sequence[TransferSource],
+    labeled: Corpus,
+    limit: int | None,
+    seed: int = 13,
+    exclude_train: bool = True,
 ) -> list[Sentence]:
     """The unlabeled transfer set: every source, deduplicated, optionally sampled down to ``limit``.
 

@@ -1,0 +1,382 @@
+"""``xtremedistil experiment``: a grid of strategies x transfer-set sizes x labeled-set sizes x teacher layers x
+student sizes x seeds, on one fine-tuned teacher (per labeled size) and one cache (per teacher and layer).
+
+Every cell writes ``cells/<key>/result.json`` atomically when it finishes; a rerun skips finished cells, so
+an interrupted grid continues where it stopped and adding a cell to the config runs only that cell.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xtremedistil.config import RunConfig, config_from_dict, config_to_toml
+from xtremedistil.distillation import (
+    Prepared,
+    build_student,
+    evaluate_split,
+    pools,
+    prepare,
+    run_schedule,
+    schedule_settings,
+)
+from xtremedistil.errors import ConfigError
+from xtremedistil.io import read_json, write_json, write_text
+from xtremedistil.pipeline import evaluate_teacher
+from xtremedistil.progress import Reporter, SilentReporter
+from xtremedistil.speed import measure_model, parameter_counts
+from xtremedistil.student.distil import DevSet, Pool
+from xtremedistil.student.saved import save_student
+from xtremedistil.student.schedule import plan
+from xtremedistil.training import setup_torch
+
+RESULT = "result.json"
+
+
+@dataclass(frozen=True)
+class Cell:
+    strategy: str
+    transfer_size: int  # 0 = the whole transfer set
+    labeled_size: int  # labeled train sentences per language; 0 = as configured
+    layer: int
+    student: str  # preset name or "E,H"
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return (
+            f"{self.strategy}_t{self.transfer_size}_l{self.labeled_size}_layer{self.layer}"
+            f"_{self.student.replace(',', 'x')}_s{self.seed}"
+        )
+
+
+def grid(config: RunConfig) -> list[Cell]:
+    """The cells of the config: the full grid, then the extra cells, without duplicates, in a stable order."""
+    e = config.experiment
+    cells = [
+        Cell(strategy, t, n, layer, student, seed)
+        for n in e.labeled_sizes
+        for layer in e.layers
+        for t in e.transfer_sizes
+        for student in e.students
+        for strategy in e.strategies
+        for seed in e.seeds
+    ]
+    for x in e.extra:
+        cells.append(
+            Cell(
+                x.strategy,
+                x.transfer_size if x.transfer_size is not None else e.transfer_sizes[0],
+                x.labeled_size if x.labeled_size is not None else e.labeled_sizes[0],
+                x.layer if x.layer is not None else e.layers[0],
+                x.student or e.students[0],
+                x.seed if x.seed is not None else e.seeds[0],
+            )
+        )
+    return list(dict.fromkeys(cells))
+
+
+def cell_config(base: RunConfig, cell: Cell, run_dir: Path) -> RunConfig:
+    """The run config of a cell. Data, teacher and caches follow the base seed; the cell seed is the student's."""
+    tree = base.model_dump(exclude_none=True)
+    tree["distil"].update(strategy=cell.strategy, layer=cell.layer, seed=cell.seed)
+    if "," in cell.student:
+        try:
+            e, h = (int(v) for v in cell.student.split(","))
+        except ValueError:
+            raise ConfigError(
+                f"experiment.students: {cell.student!r} is neither a preset nor 'E,H'"
+            ) from None
+        tree["student"].update(embedding_dim=e, hidden_size=h)
+    else:
+        tree["student"]["preset"] = cell.student
+    if cell.labeled_size:
+        for source in tree["data"]["labeled"]:
+            source["max_train"] = cell.labeled_size
+    tree["output_dir"] = str(run_dir / "teachers" / f"labeled-{cell.labeled_size or 'all'}")
+    tree["cache"]["dir"] = base.cache.dir or str(run_dir / "cache")
+    if base.teacher.run and cell.labeled_size:
+        raise ConfigError("experiment.labeled_sizes needs its own teachers: remove teacher.run")
+    return config_from_dict(tree, "(experiment cell)")
+
+
+def transfer_subset(prepared: Prepared, size: int, seed: int) -> np.ndarray:
+    """Indices of a seeded sample of ``size`` transfer windows (0 = all); nested across sizes."""
+    transfer = np.arange(prepared.n_train, len(prepared.windows))
+    if size <= 0 or size >= len(transfer):
+        return transfer
+    return np.sort(np.random.default_rng(seed).permutation(transfer)[:size])
+
+
+class Experiment:
+    """Runs the cells of a config; ``prepared`` data, teachers and caches are shared between cells."""
+
+    def __init__(self, config: RunConfig, reporter: Reporter | None = None) -> None:
+        self.config = config
+        self.reporter = reporter or SilentReporter()
+        self.run_dir = Path(config.output_dir)
+        self._prepared: dict[tuple[int, int], tuple[RunConfig, Prepared]] = {}
+        self._teacher_speed: dict[int, dict[str, float]] = {}
+
+    def prepared(self, cell: Cell) -> tuple[RunConfig, Prepared]:
+        key = (cell.labeled_size, cell.layer)
+        if key not in self._prepared:
+            config = cell_config(self.config, cell, self.run_dir)
+            teacher_run = Path(config.output_dir)
+            teacher_run.mkdir(parents=True, exist_ok=True)
+            self._prepared = {
+                k: v for k, v in self._prepared.items() if k[0] == cell.labeled_size
+            }  # free memory
+            self._prepared[key] = (config, prepare(config, teacher_run, self.reporter))
+        return self._prepared[key]
+
+    def run(self) -> list[dict[str, Any]]:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(self.run_dir / "config.toml", config_to_toml(self.config))
+        cells = grid(self.config)
+        done = [c for c in cells if (self.cell_dir(c) / RESULT).is_file()]
+        self.reporter.info(
+            f"experiment: {len(cells)} cells, {len(done)} finished, {len(cells) - len(done)} to run"
+        )
+        for k, cell in enumerate(cells, 1):
+            if (self.cell_dir(cell) / RESULT).is_file():
+                self.reporter.info(f"[{k}/{len(cells)}] {cell.key}: finished earlier, skipped")
+                continue
+            self.reporter.info(f"[{k}/{len(cells)}] {cell.key}")
+            result = self.run_cell(cell)
+            write_json(self.cell_dir(cell) / RESULT, result)
+            self.reporter.info(
+                f"[{k}/{len(cells)}] {cell.key}: test mean F1 {result['test_mean_f1']:.2f} "
+                f"({result['retained'] * 100:.1f}% of the teacher) in {result['seconds'] / 60:.1f} min"
+            )
+        return self.results()
+
+    def cell_dir(self, cell: Cell) -> Path:
+        return self.run_dir / "cells" / cell.key
+
+    def results(self) -> list[dict[str, Any]]:
+        return [
+            read_json(self.cell_dir(c) / RESULT)
+            for c in grid(self.config)
+            if (self.cell_dir(c) / RESULT).is_file()
+        ]
+
+    def teacher_scores(self, cell: Cell, config: RunConfig, prepared: Prepared) -> dict[str, Any]:
+        path = Path(config.output_dir) / "teacher_scores.json"
+        if not path.is_file():
+            write_json(path, evaluate_teacher(prepared.teacher, prepared.corpus, self.reporter))
+        return read_json(path)
+
+    def run_cell(self, cell: Cell) -> dict[str, Any]:
+        start = time.perf_counter()
+        config, prepared = self.prepared(cell)
+        teacher = self.teacher_scores(cell, config, prepared)
+        all_pools = pools(prepared, config.data.transfer_includes_train)
+        subset = transfer_subset(prepared, cell.transfer_size, self.config.seed)
+        train_part = np.arange(prepared.n_train) if config.data.transfer_includes_train else np.arange(0)
+        all_pools["transfer"] = Pool(prepared.windows, prepared.cache, np.concatenate([train_part, subset]))
+        all_pools["labeled+transfer"] = Pool(
+            prepared.windows, prepared.cache, np.concatenate([np.arange(prepared.n_train), subset])
+        )
+        if cell.strategy == "D0":
+            scores, students, stages = self._per_language(cell, config, prepared, all_pools)
+        else:
+            scores, students, stages = self._joint(cell, config, prepared, all_pools)
+        student = students[0]
+        speed = measure_model(
+            lambda b: student(b).logits,
+            prepared.dev.pool.encoded,
+            prepared.special,
+            batch_size=self.config.speed.batch_size,
+            batches=self.config.speed.batches,
+            warmup=self.config.speed.warmup,
+            latency_samples=self.config.speed.latency_samples,
+        )
+        teacher_speed = self.teacher_speed(cell, prepared)
+        params = parameter_counts(student, student.embedding)
+        teacher_params = parameter_counts(
+            prepared.teacher.model, prepared.teacher.model.get_input_embeddings()
+        )
+        test_mean = scores["test"]["mean_f1"]
+        return {
+            "cell": asdict(cell),
+            "key": cell.key,
+            "transfer_windows": int(len(subset)),
+            "labeled_windows": int(prepared.n_train),
+            "dev_mean_f1": scores["dev"]["mean_f1"],
+            "test_mean_f1": test_mean,
+            "test_std_f1": scores["test"]["std_f1"],
+            "test_f1": {lang: 100 * m["f1"] for lang, m in scores["test"]["languages"].items()},
+            "teacher_test_mean_f1": teacher["test"]["mean_f1"],
+            "teacher_dev_mean_f1": teacher["dev"]["mean_f1"],
+            "retained": test_mean / teacher["test"]["mean_f1"] if teacher["test"]["mean_f1"] else 0.0,
+            "students": len(students),
+            "params": params["total"],
+            "embedding_params": params["embedding"],
+            "compression": teacher_params["total"] / params["total"],
+            "throughput": speed["throughput"],
+            "latency_ms": speed["latency_ms_median"],
+            "latency_ms_p95": speed["latency_ms_p95"],
+            "throughput_speedup": speed["throughput"] / teacher_speed["throughput"],
+            "stages": [{k: s[k] for k in ("stage", "dev_mean_f1", "epochs_run", "seconds")} for s in stages],
+            "seconds": time.perf_counter() - start,
+        }
+
+    def teacher_speed(self, cell: Cell, prepared: Prepared) -> dict[str, float]:
+        if cell.labeled_size not in self._teacher_speed:
+            teacher = prepared.teacher
+            s = self.config.speed
+            self._teacher_speed[cell.labeled_size] = measure_model(
+                lambda b: teacher(b).logits,
+                prepared.dev.pool.encoded,
+                prepared.special,
+                batch_size=s.batch_size,
+                batches=s.batches,
+                warmup=s.warmup,
+                latency_samples=min(s.latency_samples, 20),
+            )
+        return self._teacher_speed[cell.labeled_size]
+
+    def _train(
+        self,
+        cell: Cell,
+        config: RunConfig,
+        prepared: Prepared,
+        stage_pools: dict[str, Pool],
+        dev: DevSet,
+        name: str,
+    ):
+        student = build_student(config, prepared)
+        stages = run_schedule(
+            config,
+            stage_pools,
+            dev,
+            student,
+            plan(schedule_settings(config)),
+            self.cell_dir(cell) / name,
+            self.reporter,
+        )
+        save_student(
+            student,
+            prepared.teacher.tokenizer,
+            prepared.teacher.labels,
+            self.cell_dir(cell) / name / "student",
+            {
+                "max_length": int(prepared.teacher.meta["max_length"]),
+                "strategy": cell.strategy,
+                "layer": cell.layer,
+            },
+        )
+        return student.eval(), stages
+
+    def _evaluate(
+        self, student: Any, config: RunConfig, prepared: Prepared, sentences_by_split: dict[str, list]
+    ) -> dict[str, Any]:
+        return {
+            split: evaluate_split(
+                lambda b: student(b).logits, prepared, sentences, config, SilentReporter(), split
+            )
+            for split, sentences in sentences_by_split.items()
+        }
+
+    def _joint(self, cell, config, prepared, stage_pools):
+        student, stages = self._train(cell, config, prepared, stage_pools, prepared.dev, "joint")
+        split = {s: prepared.corpus.split(s) for s in ("dev", "test")}
+        return self._evaluate(student, config, prepared, split), [student], stages
+
+    def _per_language(self, cell, config, prepared, stage_pools):
+        """D0: one student per language, each on its own language's labels, scored on its own language."""
+        from xtremedistil.evaluate import summarise
+
+        per_split: dict[str, dict[str, Any]] = {"dev": {}, "test": {}}
+        students, stages = [], []
+        dev_pool = prepared.dev.pool
+        for lang in prepared.corpus.languages:
+            labeled = np.array([i for i in range(prepared.n_train) if prepared.windows[i].lang == lang])
+            own = {**stage_pools, "labeled": Pool(prepared.windows, prepared.cache, labeled)}
+            dev_idx = np.array([i for i, w in enumerate(dev_pool.encoded) if w.lang == lang])
+            dev = _language_dev(prepared, dev_idx, [s for s in prepared.dev.sentences if s.lang == lang])
+            student, lang_stages = self._train(cell, config, prepared, own, dev, f"lang-{lang}")
+            scores = self._evaluate(
+                student,
+                config,
+                prepared,
+                {s: prepared.corpus.splits[lang].get(s, []) for s in ("dev", "test")},
+            )
+            for s in ("dev", "test"):
+                per_split[s][lang] = scores[s]["languages"][lang]
+            students.append(student)
+            stages += [{**x, "stage": f"{lang} {x['stage']}"} for x in lang_stages]
+        out = {s: {"languages": langs, **summarise(langs)} for s, langs in per_split.items()}
+        return out, students, stages
+
+
+def _language_dev(prepared: Prepared, dev_idx: np.ndarray, sentences: list) -> DevSet:
+    """One language's dev windows (labels only), sentence indices renumbered to its own sentence list."""
+    from dataclasses import replace
+
+    encoded = prepared.dev.pool.encoded
+    remap = {old: new for new, old in enumerate(sorted({encoded[i].sentence for i in dev_idx}))}
+    windows = [replace(encoded[i], sentence=remap[encoded[i].sentence]) for i in dev_idx]
+    return DevSet(sentences, Pool(windows, None, np.arange(len(windows))), prepared.task, prepared.special)
+
+
+def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) the grid, then write results.csv/.json/.md and the plots."""
+    from xtremedistil.experiment_report import write_experiment_report
+
+    setup_torch(config.threads, config.seed)
+    results = Experiment(config, reporter).run()
+    write_experiment_report(Path(config.output_dir), results)
+    return results
+
+
+def select(
+    results: list[dict[str, Any]],
+    *,
+    max_params: int | None = None,
+    max_latency_ms: float | None = None,
+    min_retention: float | None = None,
+) -> tuple[dict[str, Any] | None, str]:
+    """The best cell (dev mean F1, never test) among those within the budget, and why."""
+    limits = []
+    rows = results
+    if max_params is not None:
+        rows = [r for r in rows if r["params"] <= max_params]
+        limits.append(f"≤ {max_params:,} parameters")
+    if max_latency_ms is not None:
+        rows = [r for r in rows if r["latency_ms"] <= max_latency_ms]
+        limits.append(f"batch-1 latency ≤ {max_latency_ms:g} ms")
+    if min_retention is not None:
+        rows = [r for r in rows if r["dev_mean_f1"] >= min_retention * r["teacher_dev_mean_f1"]]
+        limits.append(f"dev F1 ≥ {100 * min_retention:g}% of the teacher's")
+    budget = " and ".join(limits) or "no budget"
+    if not rows:
+        return None, f"no cell meets the budget ({budget}) among {len(results)} cells"
+    best = max(rows, key=lambda r: r["dev_mean_f1"])
+    why = (
+        f"{best['key']}: highest dev mean F1 ({best['dev_mean_f1']:.2f}) of the {len(rows)} of {len(results)} cells "
+        f"within the budget ({budget}); {best['params']:,} parameters, {best['latency_ms']:.2f} ms at batch 1, "
+        f"{best['throughput']:.0f} windows/s at batch 32"
+    )
+    return best, why
+
+
+def save_selection(run_dir: Path, best: dict[str, Any], why: str) -> Path:
+    """Copy the chosen cell's student (the first one for per-language D0) to ``selected-student``."""
+    import shutil
+
+    cell_dir = run_dir / "cells" / best["key"]
+    source = next(iter(sorted(cell_dir.glob("*/student"))))
+    target = run_dir / "selected-student"
+    tmp = run_dir / ".selected-student.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    write_json(tmp / "selection.json", {"why": why, "cell": best["cell"], "dev_mean_f1": best["dev_mean_f1"]})
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target

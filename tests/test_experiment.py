@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_distil_e2e import toy_config  # noqa: F401  (fixture)
+from xtremedistil.cli import main
+from xtremedistil.config import load_config
+from xtremedistil.experiment import Cell, Experiment, grid, select
+
+TABLE = [
+    {
+        "key": "xs",
+        "dev_mean_f1": 80.0,
+        "teacher_dev_mean_f1": 90.0,
+        "params": 2_000_000,
+        "latency_ms": 1.5,
+        "throughput": 2000,
+    },
+    {
+        "key": "s",
+        "dev_mean_f1": 84.0,
+        "teacher_dev_mean_f1": 90.0,
+        "params": 6_000_000,
+        "latency_ms": 3.0,
+        "throughput": 900,
+    },
+    {
+        "key": "base",
+        "dev_mean_f1": 87.0,
+        "teacher_dev_mean_f1": 90.0,
+        "params": 30_000_000,
+        "latency_ms": 9.0,
+        "throughput": 200,
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        ({}, "base"),
+        ({"max_params": 10_000_000}, "s"),
+        ({"max_latency_ms": 2.0}, "xs"),
+        ({"min_retention": 0.95}, "base"),  # only base reaches 85.5 on dev
+        ({"max_params": 10_000_000, "min_retention": 0.92}, "s"),  # 84 >= 82.8 within the size budget
+    ],
+)
+def test_budget_selection_picks_the_best_row_within_the_budget(budget, expected):
+    best, why = select(TABLE, **budget)
+    assert best["key"] == expected and expected in why
+
+
+def test_budget_that_nothing_meets():
+    best, why = select(TABLE, max_params=1000)
+    assert best is None and "no cell meets the budget" in why
+
+
+def test_grid_is_the_product_plus_extra_cells_without_duplicates():
+    config = load_config(
+        None,
+        [
+            'experiment.strategies=["D1", "D4.2"]',
+            "experiment.transfer_sizes=[100, 0]",
+            "experiment.seeds=[1]",
+            'experiment.extra=[{strategy="D4.2", seed=2}, {strategy="D1", seed=1, transfer_size=100}]',
+        ],
+    )
+    cells = grid(config)
+    assert len(cells) == 5
+    assert Cell("D4.2", 100, 0, 6, "xs", 2) in cells
+    assert len({c.key for c in cells}) == 5
+
+
+def test_tiny_grid_runs_resumes_and_adds_only_new_cells(toy_config, tmp_path, monkeypatch, capsys):  # noqa: F811
+    text = (
+        toy_config.read_text() + '\n[experiment]\nstrategies = ["D0-S", "D4.1"]\nseeds = [13]\nlayers = [1]\n'
+    )
+    toy_config.write_text(text)
+    assert main(["experiment", str(toy_config), "--max-params", "100000000"]) == 0
+    run = tmp_path / "run"
+    rows = json.loads((run / "results.json").read_text())
+    assert [r["cell"]["strategy"] for r in rows] == ["D0-S", "D4.1"]
+    assert (run / "results.csv").read_text().count("\n") == 3 and (run / "results.png").is_file()
+    assert (run / "selected-student" / "selection.json").is_file()
+    capsys.readouterr()
+
+    calls = []
+    original = Experiment.run_cell
+    monkeypatch.setattr(
+        Experiment, "run_cell", lambda self, cell: calls.append(cell.key) or original(self, cell)
+    )
+    assert main(["experiment", str(toy_config)]) == 0
+    assert calls == []  # both cells finished earlier: nothing recomputed
+    assert main(["experiment", str(toy_config), "--set", 'experiment.strategies=["D0-S", "D4.1", "D1"]']) == 0
+    assert calls == ["D1_t0_l0_layer1_xs_s13"]  # only the added cell ran
+    assert len(json.loads((run / "results.json").read_text())) == 3
