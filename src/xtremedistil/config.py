@@ -86,6 +86,7 @@ class DistilSection(Strict):
     strategy: Literal["D0", "D0-S", "D1", "kd", "D2", "D3.1", "D3.2", "D4.1", "D4.2"] = "D4.2"
     layer: int = Field(default=6, ge=0)  # teacher hidden_states[layer] for the representation loss
     representation_loss: Literal["mse", "kl"] = "mse"
+    logit_positions: Literal["word-start", "all"] = "word-start"  # where logit losses read
     batch_size: int = Field(default=64, ge=1)
     lr: float = Field(default=3e-3, gt=0, lt=1)
     min_lr: float = Field(default=1e-8, ge=0)

@@ -30,6 +30,7 @@ from xtremedistil.pipeline import (
     update_metrics,
 )
 from xtremedistil.progress import Reporter, SilentReporter
+from xtremedistil.segment import segmenter
 from xtremedistil.student.distil import DevSet, Pool, StageSettings, run_stage
 from xtremedistil.student.model import (
     PRESETS,
@@ -74,6 +75,7 @@ def stage_settings(config: RunConfig) -> StageSettings:
         select_on=d.select_on,
         representation_kind=d.representation_loss,
         temperature=d.temperature,
+        logit_positions=d.logit_positions,
         eval_every=d.eval_every,
         seed=student_seed(config),
     )
@@ -121,6 +123,7 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter) -> Prepared:
         config.data.max_transfer,
         seed=config.seed,
         exclude_train=config.data.transfer_includes_train,
+        segment=segmenter(teacher.tokenizer),
     )
     train_enc, train_stats = task.encode(corpus.split("train"), teacher.tokenizer, max_length)
     transfer_enc, transfer_stats = task.encode(transfer, teacher.tokenizer, max_length)
@@ -369,6 +372,7 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
         config.data.max_transfer,
         config.seed,
         config.data.transfer_includes_train,
+        segmenter(teacher.tokenizer),
     )
     windows, _ = task.encode(corpus.split("train") + transfer, teacher.tokenizer, max_length)
     sample = [windows[i] for i in np.random.default_rng(0).permutation(len(windows))[:64]]

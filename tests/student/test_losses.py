@@ -75,3 +75,14 @@ def test_unknown_loss_and_missing_teacher_are_errors():
         objective({"logits": 1.0}, student, None, batch)
     with pytest.raises(ValueError, match="unknown loss"):
         objective({"cosine": 1.0}, student, teacher, batch)
+
+
+def test_logit_losses_read_word_starts_only_by_default():
+    student, teacher, batch = _fixed_inputs()
+    word_starts = batch.token_mask & batch.word_start
+    assert objective({"logits": 1.0}, student, teacher, batch).item() == pytest.approx(
+        logit_loss(student, teacher, word_starts).item()
+    )
+    every = objective({"logits": 1.0}, student, teacher, batch, logit_positions="all")
+    assert every.item() == pytest.approx(logit_loss(student, teacher, batch.token_mask).item())
+    assert every.item() != pytest.approx(objective({"logits": 1.0}, student, teacher, batch).item())

@@ -8,6 +8,7 @@ import torch
 
 from tests.conftest import make_sentence
 from xtremedistil.batching import SpecialIds, collate
+from xtremedistil.segment import split_words
 from xtremedistil.student.model import (
     LAYER_GROUPS,
     PAD,
@@ -18,7 +19,7 @@ from xtremedistil.student.model import (
     init_embedding_svd,
     svd_embedding,
 )
-from xtremedistil.student.saved import entities_from_tags, load_student, save_student, split_words
+from xtremedistil.student.saved import entities_from_tags, load_student, save_student
 from xtremedistil.tasks.ner import NerTask
 
 LABELS = NerTask(["PER", "LOC", "ORG"]).labels

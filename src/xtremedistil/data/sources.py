@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from xtremedistil.config import LabeledSource, TransferSource
@@ -59,21 +59,28 @@ def load_labeled_all(sources: Sequence[LabeledSource], seed: int = 13) -> Corpus
     return corpus
 
 
+SEGMENTED_POOLS = {"pku-zh"}  # embedded pools whose words are already segmented like labeled data
+
+
 def load_transfer(
     sources: Sequence[TransferSource],
     labeled: Corpus,
     limit: int | None,
     seed: int = 13,
     exclude_train: bool = True,
+    segment: Callable[[str], list[str]] | None = None,
 ) -> list[Sentence]:
     """The unlabeled transfer set: every source, deduplicated, optionally sampled down to ``limit``.
 
     Dev and test text never enters it; train text neither when ``exclude_train`` (it joins the cache as
-    the labeled windows instead)."""
+    the labeled windows instead). Raw text (text files, dialogue lines) is cut into words by ``segment``,
+    the segmentation used at prediction time, so the student trains on the inputs it will see."""
     sentences: list[Sentence] = []
     for source in sources:
+        raw = False
         if source.source.startswith(EMBEDDED):
-            part = embedded_pool(source.source.removeprefix(EMBEDDED))
+            name = source.source.removeprefix(EMBEDDED)
+            part, raw = embedded_pool(name), name not in SEGMENTED_POOLS
         elif source.source.startswith("labeled:"):
             part = unlabeled_view(labeled, split=source.source.removeprefix("labeled:"))
         elif Path(source.source).is_dir():
@@ -82,7 +89,10 @@ def load_transfer(
             )
             part = unlabeled_view(folder, split=source.split)
         else:
-            part = read_text_file(source.source, lang=source.lang, encoding=source.encoding)
+            part, raw = read_text_file(source.source, lang=source.lang, encoding=source.encoding), True
+        if raw and segment is not None:
+            part = [Sentence(tuple(segment(" ".join(s.words))), None, s.lang) for s in part]
+            part = [s for s in part if s.words]
         if source.max_sentences is not None:
             part = sample_sentences(part, source.max_sentences, seed)
         sentences += part

@@ -61,6 +61,7 @@ class StageSettings:
     select_on: str = "objective"  # or "f1": what early stopping and model selection read on dev
     representation_kind: str = "mse"
     temperature: float = 2.0
+    logit_positions: str = "word-start"
     eval_every: int = 0
     seed: int = 13
 
@@ -85,6 +86,7 @@ class DevSet:
                 db.batch,
                 representation_kind=settings.representation_kind,
                 temperature=settings.temperature,
+                logit_positions=settings.logit_positions,
             )
             total, count = total + loss.item() * len(db.batch), count + len(db.batch)
         return total / max(count, 1)
@@ -138,6 +140,7 @@ def run_stage(
             db.batch,
             representation_kind=settings.representation_kind,
             temperature=settings.temperature,
+            logit_positions=settings.logit_positions,
         )
 
     by_f1 = settings.select_on == "f1"

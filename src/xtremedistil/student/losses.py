@@ -60,10 +60,15 @@ def objective(
     *,
     representation_kind: str = "mse",
     temperature: float = 2.0,
+    logit_positions: str = "word-start",
 ) -> torch.Tensor:
     """A stage's objective: the weighted sum of the named losses (one name for the paper's stage-wise
-    method, several for the joint-loss baselines)."""
+    method, several for the joint-loss baselines).
+
+    The representation loss reads every real sub-word; the logit losses read word starts only by default,
+    since the teacher was trained to classify first sub-words and its logits elsewhere carry no label."""
     mask = batch.token_mask
+    logit_mask = mask & batch.word_start if logit_positions == "word-start" else mask
     total = student.logits.new_zeros(())
     for name, weight in weights.items():
         if name == "labels":
@@ -73,9 +78,9 @@ def objective(
         elif name == "representation":
             value = representation_loss(student, teacher, mask, representation_kind)
         elif name == "logits":
-            value = logit_loss(student, teacher, mask)
+            value = logit_loss(student, teacher, logit_mask)
         elif name == "soft":
-            value = soft_target_loss(student, teacher, mask, temperature)
+            value = soft_target_loss(student, teacher, logit_mask, temperature)
         else:
             raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")
         total = total + weight * value

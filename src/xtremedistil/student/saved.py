@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import re
 import shutil
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from xtremedistil.data.records import Sentence
 from xtremedistil.errors import XtremeDistilError
 from xtremedistil.evaluate import predict_logits
 from xtremedistil.io import read_json, write_json
+from xtremedistil.segment import split_words
 from xtremedistil.student.model import BiLSTMStudent, StudentConfig
 from xtremedistil.tasks.ner import NerTask
 
@@ -88,39 +87,6 @@ class Entity:
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "text": self.text, "start": self.start, "end": self.end}
-
-
-_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-def _is_cjk(char: str) -> bool:
-    name = unicodedata.name(char, "")
-    return name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL"))
-
-
-def split_words(text: str, tokenizer: Any) -> list[tuple[int, int]]:
-    """Character spans of words: runs of letters/digits and single punctuation marks; text in scripts
-    written without spaces (CJK, kana) is cut where the teacher's tokenizer puts piece boundaries."""
-    spans = []
-    for match in _WORD.finditer(text):
-        a, b = match.span()
-        if any(_is_cjk(c) for c in match.group()):
-            offsets = tokenizer(match.group(), add_special_tokens=False, return_offsets_mapping=True)
-            pieces = [(a + s, a + e) for s, e in offsets["offset_mapping"] if e > s]
-            spans += _strip_leading_space(text, pieces)
-        else:
-            spans.append((a, b))
-    return spans
-
-
-def _strip_leading_space(text: str, pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out = []
-    for s, e in pieces:
-        while s < e and text[s].isspace():
-            s += 1
-        if s < e:
-            out.append((s, e))
-    return out
 
 
 def entities_from_tags(text: str, spans: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[Entity]:
