@@ -58,6 +58,7 @@ from results import provenance, write_section
 from xtremedistil.config import RunConfig, config_from_dict, load_config
 from xtremedistil.distillation import Prepared, build_student, evaluate_split, pools, prepare
 from xtremedistil.evaluate import markdown_table
+from xtremedistil.experiment import transfer_subset
 from xtremedistil.io import read_json, write_json
 from xtremedistil.progress import Reporter, RichReporter
 from xtremedistil.student.distil import Pool
@@ -324,7 +325,7 @@ def _from_cell(cell: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def our_results(out: Path, config: RunConfig) -> dict[str, Any] | None:
+def our_results(out: Path, config: RunConfig, transfer_size: int = 0) -> dict[str, Any] | None:
     """Our student's test F1 and wall times: from ``xtremedistil distil`` (metrics.json) or, failing that, the
     D4.2 cell of ``xtremedistil experiment`` (results.json) closest to this config."""
     metrics = read_json(out / "metrics.json") if (out / "metrics.json").is_file() else {}
@@ -345,7 +346,7 @@ def our_results(out: Path, config: RunConfig) -> dict[str, Any] | None:
     if not cells:
         return None
     wanted = {
-        "transfer_size": 0,
+        "transfer_size": transfer_size,
         "labeled_size": 0,
         "layer": config.distil.layer,
         "student": config.student.preset,
@@ -452,6 +453,13 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None, help="default: distil.temperature")
     parser.add_argument("--lr", type=float, default=None, help="default: the config's distil.lr")
     parser.add_argument("--max-windows", type=int, default=None, help="subsample the training windows")
+    parser.add_argument(
+        "--transfer-size",
+        type=int,
+        default=0,
+        help="train on the labeled windows + this seeded sample of transfer windows, the sample an "
+        "`xtremedistil experiment` cell with the same transfer_size uses (0 = all)",
+    )
     parser.add_argument("--output-section", default="textbrewer")
     args = parser.parse_args()
     if args.epochs < 1 or (args.max_windows is not None and args.max_windows < 1):
@@ -469,7 +477,11 @@ def main() -> None:
     setup_torch(run_config.threads, run_config.seed)
     prepared = prepare(run_config, run_dir, reporter)
     student = build_student(run_config, prepared)
-    pool = subsample(pools(prepared, True)["labeled+transfer"], args.max_windows, run_config.seed)
+    pool = pools(prepared, True)["labeled+transfer"]
+    if args.transfer_size:
+        sample = transfer_subset(prepared, args.transfer_size, run_config.seed)
+        pool = dataclasses.replace(pool, indices=np.concatenate([np.arange(prepared.n_train), sample]))
+    pool = subsample(pool, args.max_windows, run_config.seed)
     reporter.info(
         f"textbrewer {tb.__version__}: {len(pool):,} windows x {args.epochs} epochs, teacher online; "
         f"student {student.parameter_counts()['total']:,} parameters"
@@ -508,7 +520,7 @@ def main() -> None:
             "total_seconds": total,
         },
     )
-    ours = our_results(out, config)
+    ours = our_results(out, config, args.transfer_size)
     write_section(
         args.output_section,
         section(args, run_config, run_dir, prepared, student, pool, summary, scores["test"], ours, total),

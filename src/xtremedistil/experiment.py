@@ -95,12 +95,12 @@ def cell_config(base: RunConfig, cell: Cell, run_dir: Path) -> RunConfig:
     else:
         tree["student"]["preset"] = cell.student
     if cell.labeled_size:
+        # fewer labels: a teacher fine-tuned on exactly those labels (teacher.run holds the full-label one)
         for source in tree["data"]["labeled"]:
             source["max_train"] = cell.labeled_size
+        tree["teacher"].pop("run", None)
     tree["output_dir"] = str(run_dir / "teachers" / f"labeled-{cell.labeled_size or 'all'}")
     tree["cache"]["dir"] = base.cache.dir or str(run_dir / "cache")
-    if base.teacher.run and cell.labeled_size:
-        raise ConfigError("experiment.labeled_sizes needs its own teachers: remove teacher.run")
     return config_from_dict(tree, "(experiment cell)")
 
 
