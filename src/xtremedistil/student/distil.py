@@ -66,6 +66,19 @@ class StageSettings:
     seed: int = 13
 
 
+def stage_loss(student: BiLSTMStudent, stage: Stage, db: DistilBatch, settings: StageSettings) -> torch.Tensor:
+    """The stage's objective on one batch (training and the dev value alike)."""
+    return objective(
+        stage.weights,
+        student(db.batch),
+        db.teacher,
+        db.batch,
+        representation_kind=settings.representation_kind,
+        temperature=settings.temperature,
+        logit_positions=settings.logit_positions,
+    )
+
+
 @dataclass
 class DevSet:
     """The labeled dev split with the teacher's outputs: the dev value of every stage's objective, and F1."""
@@ -78,16 +91,7 @@ class DevSet:
     def objective(self, student: BiLSTMStudent, stage: Stage, settings: StageSettings) -> float:
         total, count = 0.0, 0
         for db in self.pool.batches(256, self.special, shuffle=False, seed=0, teacher=stage.needs_teacher):
-            out = student(db.batch)
-            loss = objective(
-                stage.weights,
-                out,
-                db.teacher,
-                db.batch,
-                representation_kind=settings.representation_kind,
-                temperature=settings.temperature,
-                logit_positions=settings.logit_positions,
-            )
+            loss = stage_loss(student, stage, db, settings)
             total, count = total + loss.item() * len(db.batch), count + len(db.batch)
         return total / max(count, 1)
 
@@ -132,16 +136,7 @@ def run_stage(
         )
 
     def loss_fn(db: DistilBatch) -> torch.Tensor:
-        out = student(db.batch)
-        return objective(
-            stage.weights,
-            out,
-            db.teacher,
-            db.batch,
-            representation_kind=settings.representation_kind,
-            temperature=settings.temperature,
-            logit_positions=settings.logit_positions,
-        )
+        return stage_loss(student, stage, db, settings)
 
     by_f1 = settings.select_on == "f1"
 
