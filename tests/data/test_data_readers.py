@@ -193,8 +193,35 @@ def test_bad_option_values() -> None:
 # ---------------------------------------------------------------------------------------------------- folders
 
 
-def test_flat_folder_layout() -> None:
-    corpus = read_corpus_folder(FIXTURES / "corpus_flat")
+# Flat-layout corpus folders are written at test time: files named like the shared WikiAnn data
+# ({split}-{lang}.tsv) are not kept in the repository.
+FLAT_CORPORA = {
+    "corpus_flat/dev-de.tsv": "Bonn\tB-LOC\n",
+    "corpus_flat/dev-en.tsv": "Rome\tB-LOC\n\nAnn\tB-PER\n",
+    "corpus_flat/test-de.tsv": "Anna\tB-PER\n",
+    "corpus_flat/test-en.tsv.gz": "IBM\tB-ORG\n",
+    "corpus_flat/train-de.tsv": "Berlin\tB-LOC\n\nHans\tB-PER\nbei\tO\nSiemens\tB-ORG\nAG\tI-ORG\n",
+    "corpus_flat/train-en.tsv": "Paris\tB-LOC\nis\tO\n\nBob\tB-PER\nat\tO\nACME\tB-ORG\n",
+    "corpus_mismatch/train-de.tsv": "Berlin\tB-LOC\n\nHans\tB-PER\nbei\tO\nSiemens\tB-ORG\n",
+    "corpus_mismatch/train-en.tsv": "Paris\tB-LOC\n\nBob\tB-PER\nat\tO\nACME\tB-ORG\n",
+    "corpus_mismatch/train-es.tsv": "Madrid\tB-LOC\n\nAna\tB-PER\nen\tO\nEuro\tB-MISC\n\nIBM\tB-ORG\n",
+}
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> Path:
+    for name, text in FLAT_CORPORA.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".gz"):
+            path.write_bytes(gzip.compress(text.encode("utf-8")))
+        else:
+            path.write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_flat_folder_layout(folders: Path) -> None:
+    corpus = read_corpus_folder(folders / "corpus_flat")
     assert corpus.languages == ["de", "en"]
     assert corpus.counts() == {
         "de": {"train": 2, "dev": 1, "test": 1},
@@ -213,17 +240,17 @@ def test_nested_folder_layout_with_valid_alias_and_iob1() -> None:
     assert corpus.splits["en"]["train"][1].tags == ("B-PER", "O", "B-ORG")
 
 
-def test_language_filter_and_unknown_language() -> None:
-    corpus = read_corpus_folder(FIXTURES / "corpus_flat", languages=["en"])
+def test_language_filter_and_unknown_language(folders: Path) -> None:
+    corpus = read_corpus_folder(folders / "corpus_flat", languages=["en"])
     assert corpus.languages == ["en"]
     with pytest.raises(DataError) as info:
-        read_corpus_folder(FIXTURES / "corpus_flat", languages=["en", "fr"])
+        read_corpus_folder(folders / "corpus_flat", languages=["en", "fr"])
     assert "fr" in str(info.value) and "available: de, en" in str(info.value)
 
 
-def test_label_sets_must_match_across_languages() -> None:
+def test_label_sets_must_match_across_languages(folders: Path) -> None:
     with pytest.raises(DataError) as info:
-        read_corpus_folder(FIXTURES / "corpus_mismatch")
+        read_corpus_folder(folders / "corpus_mismatch")
     message = str(info.value)
     assert "corpus_mismatch" in message
     assert "'es' has extra type(s) MISC" in message
