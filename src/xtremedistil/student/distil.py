@@ -66,7 +66,9 @@ class StageSettings:
     seed: int = 13
 
 
-def stage_loss(student: BiLSTMStudent, stage: Stage, db: DistilBatch, settings: StageSettings) -> torch.Tensor:
+def stage_loss(
+    student: BiLSTMStudent, stage: Stage, db: DistilBatch, settings: StageSettings
+) -> torch.Tensor:
     """The stage's objective on one batch (training and the dev value alike)."""
     return objective(
         stage.weights,
