@@ -151,3 +151,21 @@ def test_entities_from_tags_and_word_splitting(tiny_tokenizer):
     # a dangling I- starts an entity; a type change ends one
     entities = entities_from_tags(text, spans, ["I-PER", "B-ORG", "O", "O", "O", "O", "O"])
     assert [(e.type, e.text) for e in entities] == [("PER", "Alice"), ("ORG", "Smith")]
+
+
+def test_run_stage_updates_only_the_stage_groups(tiny_tokenizer):
+    from xtremedistil.student.distil import DevSet, Pool, StageSettings, run_stage
+    from xtremedistil.student.schedule import Stage
+
+    task = NerTask(["PER", "LOC", "ORG"])
+    sentences = [make_sentence("alice lives in paris", "B-PER O O B-LOC"), make_sentence("bob", "B-PER")] * 4
+    windows, _ = task.encode(sentences, tiny_tokenizer, 32)
+    student = tiny_student(tiny_tokenizer, kept=list(range(5, len(tiny_tokenizer))))
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    pool = Pool(windows, None, np.arange(len(windows)))
+    dev = DevSet(sentences, pool, task, SpecialIds.from_tokenizer(tiny_tokenizer))
+    stage = Stage("labels head+projection", (("labels", 1.0),), "labeled", ("head", "projection"), 2, 0.05, 5)
+    summary = run_stage(student, stage, {"labeled": pool}, dev, StageSettings(batch_size=4))
+    assert summary["steps"] == 4
+    changed = {k.split(".")[0] for k, v in student.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"head", "projection"}
