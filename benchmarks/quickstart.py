@@ -13,6 +13,7 @@ from pathlib import Path
 
 from results import provenance, run_cli, verdict, write_section
 from xtremedistil.report import render_markdown, summary
+from xtremedistil.student.saved import format_predictions, load_student
 
 
 def main() -> None:
@@ -37,11 +38,28 @@ def main() -> None:
     report = render_markdown(metrics).replace("# XtremeDistil run report\n", "").replace("## ", "#### ")
     report = report.replace("![teacher vs student](report.png)", "![quickstart report](quickstart.png)")
     shutil.copy(args.output / "report.png", Path(__file__).resolve().parents[1] / "docs" / "quickstart.png")
+    examples = [
+        "Barack Obama visited Microsoft in Seattle on Monday .",
+        "江泽民在北京会见了联合国秘书长安南。",
+        "田中さんは東京のソニーで働いています。",
+    ]
+    predictor = load_student(args.output / "student")
+    lines = format_predictions(predictor, examples, "jsonl")
+    predicted = (
+        f"\n### The saved student, loaded on its own\n\n`xtremedistil predict {args.output}/student TEXT`:\n\n```\n"
+        + "\n".join(lines)
+        + "\n```\n"
+    )
     body = (
         "## Quickstart: the main job on the embedded default (`make quickstart`)\n\n"
         + provenance(seconds)
         + "\nThe job alone (`xtremedistil distil`, fresh run folder, environment already installed), "
-        "peak resident memory of the process.\n\n" + "\n".join(rows) + "\n\n### The run's report\n" + report
+        "peak resident memory of the process.\n\n"
+        + "\n".join(rows)
+        + "\n"
+        + predicted
+        + "\n### The run's report\n"
+        + report
     )
     write_section("quickstart", body)
 
