@@ -23,3 +23,24 @@ def test_transfer_text_is_segmented_like_prediction_input_and_excludes_labeled_t
     assert [s.words for s in transfer] == [("Alice", "lives", "in", "Paris", ".")]  # punctuation split off
     kept = load_transfer(sources, labeled, None, exclude_train=False)
     assert [s.words for s in kept] == [("Alice", "lives", "in", "Paris."), ("bob", "and", "alice")]
+
+
+def test_mention_replacement_swaps_mentions_of_the_same_type_and_language():
+    from xtremedistil.data.augment import mention_replacement
+
+    train = [
+        make_sentence("alice lives in paris", "B-PER O O B-LOC"),
+        make_sentence("bob smith works in london", "B-PER I-PER O O B-LOC"),
+        make_sentence("nothing here", "O O"),
+        make_sentence("carla", "B-PER", lang="xx"),
+    ]
+    variants = mention_replacement(train, copies=3, seed=0)
+    assert len(variants) == 3 * 3  # sentences without entities give none
+    assert all(v.tags is None for v in variants)
+    en_people = {("alice",), ("bob", "smith")}
+    for v in variants[:3]:  # from "alice lives in paris"
+        words = v.words
+        i = words.index("lives")
+        assert tuple(words[:i]) in en_people and tuple(words[i + 2 :]) in {("paris",), ("london",)}
+    assert all(v.words == ("carla",) for v in variants[-3:])  # never a mention from another language
+    assert variants == mention_replacement(train, copies=3, seed=0)  # seeded

@@ -36,13 +36,15 @@ class LabeledSource(Strict):
 
 class TransferSource(Strict):
     """Unlabeled text: ``embedded:<pool>``, ``labeled:train`` (the labeled train split without its tags), a
-    plain-text file (one sentence per line, optional ``lang<TAB>`` column), or a labeled corpus folder whose
-    ``split`` is read without its tags (e.g. the rest of WikiAnn's train split)."""
+    plain-text file (one sentence per line, optional ``lang<TAB>`` column), a labeled corpus folder whose
+    ``split`` is read without its tags (e.g. the rest of WikiAnn's train split), or ``augment:train``
+    (mention replacement over the labeled train sentences, ``copies`` variants each)."""
 
     source: str
     lang: str | None = None
-    languages: list[str] | None = None  # corpus folders only
+    languages: list[str] | None = None  # corpus folders and augment:train only
     split: str = "train"  # corpus folders only
+    copies: int = Field(default=1, ge=1)  # augment:train: variants per labeled sentence with entities
     encoding: str = "utf-8"
     max_sentences: int | None = Field(default=None, ge=1)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from xtremedistil.config import LabeledSource, TransferSource
+from xtremedistil.data.augment import mention_replacement
 from xtremedistil.data.embedded import EMBEDDED_CORPORA, load_embedded
 from xtremedistil.data.readers import check_label_sets, limit_corpus, read_corpus_folder, read_tagged_file
 from xtremedistil.data.records import Corpus, Sentence
@@ -81,6 +82,10 @@ def load_transfer(
         if source.source.startswith(EMBEDDED):
             name = source.source.removeprefix(EMBEDDED)
             part, raw = embedded_pool(name), name not in SEGMENTED_POOLS
+        elif source.source == "augment:train":
+            part = mention_replacement(labeled.split("train"), source.copies, seed)
+            if source.languages:
+                part = [x for x in part if x.lang in source.languages]
         elif source.source.startswith("labeled:"):
             part = unlabeled_view(labeled, split=source.source.removeprefix("labeled:"))
         elif Path(source.source).is_dir():
