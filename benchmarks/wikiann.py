@@ -58,15 +58,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, default=Path("configs/wikiann.toml"))
     parser.add_argument("--teacher-only", action="store_true")
+    parser.add_argument(
+        "--distil-only", action="store_true", help="keep the teacher section; run only the distillation"
+    )
     args = parser.parse_args()
     config = tomllib.loads(args.config.read_text())
     data = Path(config["data"]["labeled"][0]["source"])
     if not data.is_dir():
         raise SystemExit(f"WikiAnn data not found at {data} (see ../shared/data/README.md); nothing written")
     run_dir = Path(config["output_dir"])
-    seconds, _ = run_cli(["teacher", "train", str(args.config)], run_dir.with_suffix(".teacher.log"))
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    write_section("wikiann-teacher", teacher_section(metrics, seconds, args.config))
+    if not args.distil_only:
+        seconds, _ = run_cli(["teacher", "train", str(args.config)], run_dir.with_suffix(".teacher.log"))
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        write_section("wikiann-teacher", teacher_section(metrics, seconds, args.config))
     if args.teacher_only:
         return
     seconds, _ = run_cli(["distil", str(args.config)], run_dir.with_suffix(".distil.log"))

@@ -112,4 +112,7 @@ def test_config_mismatch_in_run_folder_is_refused(toy_config, tmp_path, capsys):
     assert main(["teacher", "train", str(toy_config)]) == 0
     capsys.readouterr()
     assert main(["teacher", "train", str(toy_config), "--set", "teacher.epochs=3"]) == 2
-    assert "different config" in capsys.readouterr().err
+    assert "different teacher" in capsys.readouterr().err
+    # a change that leaves the teacher alone reuses the folder
+    assert main(["teacher", "train", str(toy_config), "--set", "distil.lr=0.01"]) == 0
+    assert "reusing the finished fine-tuning" in capsys.readouterr().err

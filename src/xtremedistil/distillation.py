@@ -200,6 +200,15 @@ def build_student(config: RunConfig, prepared: Prepared) -> BiLSTMStudent:
     return student
 
 
+def student_fingerprint(config: RunConfig, transfer_windows: int) -> str:
+    """What the finished stages depend on besides the teacher: resume only when it is unchanged."""
+    import hashlib
+    import json
+
+    tree = config.model_dump(include={"seed", "student", "distil", "data"})
+    return hashlib.sha256(json.dumps([tree, transfer_windows], sort_keys=True).encode()).hexdigest()[:16]
+
+
 def run_schedule(
     config: RunConfig,
     stage_pools: dict[str, Pool],
@@ -213,11 +222,12 @@ def run_schedule(
     resumes after the last finished stage."""
     summaries_path, weights_path = state_dir / "stages.json", state_dir / "student.safetensors"
     names = [s.name for s in stages]
+    fingerprint = student_fingerprint(config, len(stage_pools["transfer"]))
     summaries: list[dict[str, Any]] = []
     start_f1 = None
     if summaries_path.is_file() and weights_path.is_file():
         saved = read_json(summaries_path)
-        if saved.get("stages") == names:
+        if saved.get("stages") == names and saved.get("fingerprint") == fingerprint:
             summaries, start_f1 = saved["summaries"], saved.get("start_dev_mean_f1")
             student.load_state_dict(load_file(str(weights_path)))
             if summaries:
@@ -234,7 +244,15 @@ def run_schedule(
         state_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(weights_path) as tmp:
             save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(tmp))
-        write_json(summaries_path, {"stages": names, "summaries": summaries, "start_dev_mean_f1": start_f1})
+        write_json(
+            summaries_path,
+            {
+                "stages": names,
+                "fingerprint": fingerprint,
+                "summaries": summaries,
+                "start_dev_mean_f1": start_f1,
+            },
+        )
     return summaries
 
 

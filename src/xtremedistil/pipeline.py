@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,32 @@ CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.json"
 
 
+def teacher_identity(tree: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a config that decide the fine-tuned teacher: a run folder keeps one teacher."""
+    data = tree.get("data", {})
+    return {
+        "seed": tree.get("seed"),
+        "task": tree.get("task"),
+        "labeled": data.get("labeled"),
+        "teacher": tree.get("teacher"),
+    }
+
+
 def prepare_run_dir(config: RunConfig) -> Path:
-    """Create the run folder and save the resolved config; refuse to mix two configs in one folder."""
+    """Create the run folder and save the resolved config. A config that changes only the student, the
+    distillation or the transfer set reuses the folder (and its teacher); one that would change the teacher
+    is refused, so a folder never mixes two teachers."""
     run_dir = Path(config.output_dir)
     text = config_to_toml(config)
     existing = run_dir / CONFIG_FILE
-    if existing.is_file() and existing.read_text(encoding="utf-8") != text:
-        raise ConfigError(
-            "this run folder holds a run of a different config; choose another output_dir "
-            "(--output) or delete the folder to start again",
-            path=existing,
-        )
+    if existing.is_file():
+        old = tomllib.loads(existing.read_text(encoding="utf-8"))
+        if teacher_identity(old) != teacher_identity(tomllib.loads(text)):
+            raise ConfigError(
+                "this run folder holds a run with a different teacher or labeled data; choose another "
+                "output_dir (--output) or delete the folder to start again",
+                path=existing,
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(existing, text)
     return run_dir
