@@ -76,8 +76,8 @@ def test_cache_resumes_after_interruption(setup, tmp_path):
     assert [s["index"] for s in manifest["shards"]] == [0] and not manifest["complete"]
     with pytest.raises(XtremeDistilError, match="incomplete"):
         TeacherCache(tmp_path / "c")  # a partial cache is never read
-    resumed = CountingTeacher(teacher)
-    cache = build_cache(resumed, windows, tmp_path / "c", spec, shard_size=6, batch_size=4)
+    resumed = CountingTeacher(teacher)  # another shard_size setting: the folder keeps its own layout
+    cache = build_cache(resumed, windows, tmp_path / "c", spec, shard_size=99, batch_size=4)
     assert resumed.calls == 5  # shards 1-3 only (2 + 2 + 1 batches of 4); shard 0 was not recomputed
     for i in range(len(windows)):
         assert np.array_equal(cache.window(i)[0], reference.window(i)[0])

@@ -139,6 +139,7 @@ def build_cache(
     root = Path(root)
     data_sha = data_fingerprint(encoded)
     manifest = _open_manifest(root, spec, data_sha, len(encoded), shard_size)
+    shard_size = int(manifest["shard_size"])  # an existing cache keeps its own shard size
     if manifest["complete"]:
         return TeacherCache(root)
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
@@ -178,10 +179,15 @@ def _open_manifest(
     }
     if path.is_file():
         manifest = read_json(path)
-        if {k: manifest.get(k) for k in expected} == expected:
+        # the shard size is storage layout and the teacher name a label: the teacher's hash is its identity
+        identity = [k for k in expected if k not in ("shard_size", "teacher")]
+        differ = [k for k in identity if manifest.get(k) != expected[k]]
+        if not differ:
             return manifest
+        detail = ", ".join(f"{k}: cached {manifest.get(k)!r}, now {expected[k]!r}" for k in differ)
         raise XtremeDistilError(
-            "this cache folder holds outputs of a different teacher, layer or data; delete it or use another",
+            "this cache folder holds outputs of a different teacher, layer or data "
+            f"({detail}); delete it or use another",
             path=root,
         )
     root.mkdir(parents=True, exist_ok=True)
