@@ -96,3 +96,47 @@ def test_tiny_grid_runs_resumes_and_adds_only_new_cells(toy_config, tmp_path, mo
     assert main(["experiment", str(toy_config), "--set", 'experiment.strategies=["D0-S", "D4.1", "D1"]']) == 0
     assert calls == ["D1_t0_l0_layer1_xs_s13"]  # only the added cell ran
     assert len(json.loads((run / "results.json").read_text())) == 3
+
+
+def _row(strategy, f1, *, transfer=20000, labeled=0, student="xs", seed=13):
+    cell = {
+        "strategy": strategy,
+        "transfer_size": transfer,
+        "labeled_size": labeled,
+        "layer": 6,
+        "student": student,
+        "seed": seed,
+    }
+    return {
+        "cell": cell,
+        "key": f"{strategy}-{transfer}-{labeled}-{student}-{seed}",
+        "test_mean_f1": f1,
+        "test_f1": {"de": f1 - 1, "en": f1 + 1},
+        "teacher_test_f1": {"de": 90.0, "en": 92.0},
+        "transfer_windows": transfer,
+        "labeled_windows": 4000,
+    }
+
+
+def test_strategy_tables_compare_like_with_like():
+    from xtremedistil.experiment_report import _curve, language_table, strategy_table
+
+    results = [
+        _row("D1", 70.0),
+        _row("D1", 72.0, seed=14),
+        _row("D4.2", 80.0),
+        _row("D4.2", 60.0, transfer=5000),
+        _row("D4.2", 40.0, labeled=100),  # another setting: not in Table 3
+        _row("D4.2", 85.0, student="s"),  # another student: not in Table 3
+    ]
+    table = strategy_table(results)
+    d42 = next(line for line in table.splitlines() if line.startswith("| D4.2 "))
+    assert d42 == "| D4.2 | 60.00 | 80.00 |"  # columns: transfer 5000, 20000
+    d1 = next(line for line in table.splitlines() if line.startswith("| D1 "))
+    assert "71.00 ± 1.00 (n=2)" in d1
+    languages = language_table(results)
+    assert "| teacher | 90.00 | 92.00 | 91.00 ± 1.00 |" in languages
+    assert "| D1 (mean of 2 seeds) | 70.00 | 72.00 | 71.00 ± 1.00 |" in languages
+    assert "| D4.2 | 79.00 | 81.00 |" in languages  # the 20000-window cell only
+    assert _curve(results, "D4.2", "transfer_size") == [(5000, 60.0), (20000, 80.0)]
+    assert _curve(results, "D4.2", "labeled_size") == [(100, 40.0), (2000.0, 80.0)]

@@ -104,6 +104,10 @@ def cell_config(base: RunConfig, cell: Cell, run_dir: Path) -> RunConfig:
     return config_from_dict(tree, "(experiment cell)")
 
 
+def _per_language(scores: dict[str, Any]) -> dict[str, float]:
+    return {lang: 100 * m["f1"] for lang, m in scores["languages"].items()}
+
+
 def transfer_subset(prepared: Prepared, size: int, seed: int) -> np.ndarray:
     """Indices of a seeded sample of ``size`` transfer windows (0 = all); nested across sizes."""
     transfer = np.arange(prepared.n_train, len(prepared.windows))
@@ -159,11 +163,18 @@ class Experiment:
         return self.run_dir / "cells" / cell.key
 
     def results(self) -> list[dict[str, Any]]:
-        return [
+        rows = [
             read_json(self.cell_dir(c) / RESULT)
             for c in grid(self.config)
             if (self.cell_dir(c) / RESULT).is_file()
         ]
+        for row in rows:  # cells finished before per-language teacher scores were part of a row
+            if "teacher_test_f1" not in row:
+                labeled = row["cell"]["labeled_size"] or "all"
+                path = self.run_dir / "teachers" / f"labeled-{labeled}" / "teacher_scores.json"
+                if path.is_file():
+                    row["teacher_test_f1"] = _per_language(read_json(path)["test"])
+        return rows
 
     def teacher_scores(self, cell: Cell, config: RunConfig, prepared: Prepared) -> dict[str, Any]:
         path = Path(config.output_dir) / "teacher_scores.json"
@@ -210,8 +221,9 @@ class Experiment:
             "dev_mean_f1": scores["dev"]["mean_f1"],
             "test_mean_f1": test_mean,
             "test_std_f1": scores["test"]["std_f1"],
-            "test_f1": {lang: 100 * m["f1"] for lang, m in scores["test"]["languages"].items()},
+            "test_f1": _per_language(scores["test"]),
             "teacher_test_mean_f1": teacher["test"]["mean_f1"],
+            "teacher_test_f1": _per_language(teacher["test"]),
             "teacher_dev_mean_f1": teacher["dev"]["mean_f1"],
             "retained": test_mean / teacher["test"]["mean_f1"] if teacher["test"]["mean_f1"] else 0.0,
             "students": len(students),

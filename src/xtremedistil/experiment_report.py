@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -50,29 +50,95 @@ def rows_markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def base_setting(results: list[dict[str, Any]]) -> tuple[int, int, str]:
+    """The (labeled size, layer, student) most cells share: strategies are compared at that setting only."""
+    counts = Counter((r["cell"]["labeled_size"], r["cell"]["layer"], r["cell"]["student"]) for r in results)
+    return counts.most_common(1)[0][0]
+
+
+def _setting(r: dict[str, Any]) -> tuple[int, int, str]:
+    return r["cell"]["labeled_size"], r["cell"]["layer"], r["cell"]["student"]
+
+
+def _main_transfer(rows: list[dict[str, Any]]) -> int:
+    return Counter(r["cell"]["transfer_size"] for r in rows).most_common(1)[0][0]
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.fmean(values):.2f} ± {statistics.pstdev(values):.2f} (n={len(values)})"
+
+
 def strategy_table(results: list[dict[str, Any]]) -> str:
-    """Table 3: test mean F1 by strategy (mean over seeds, ± their std when there are several) and transfer size."""
+    """Table 3: test mean F1 by strategy and transfer size at the base setting; over seeds: mean ± std."""
+    base = base_setting(results)
+    rows = [r for r in results if _setting(r) == base]
     by: dict[tuple[str, int], list[float]] = defaultdict(list)
-    for r in results:
+    for r in rows:
         by[(r["cell"]["strategy"], r["cell"]["transfer_size"])].append(r["test_mean_f1"])
-    strategies = list(dict.fromkeys(r["cell"]["strategy"] for r in results))
-    sizes = sorted({r["cell"]["transfer_size"] for r in results}, key=lambda s: (s == 0, s))
+    strategies = list(dict.fromkeys(r["cell"]["strategy"] for r in rows))
+    sizes = sorted({r["cell"]["transfer_size"] for r in rows}, key=lambda s: (s == 0, s))
     head = "| strategy | " + " | ".join(f"transfer {s or 'all'}" for s in sizes) + " |"
     lines = [head, "|---|" + "---:|" * len(sizes)]
     for strategy in strategies:
-        cells = []
-        for size in sizes:
-            values = by.get((strategy, size), [])
-            if not values:
-                cells.append("–")
-            elif len(values) == 1:
-                cells.append(f"{values[0]:.2f}")
-            else:
-                cells.append(
-                    f"{statistics.fmean(values):.2f} ± {statistics.pstdev(values):.2f} (n={len(values)})"
-                )
+        cells = [_mean_std(by[(strategy, size)]) if by.get((strategy, size)) else "–" for size in sizes]
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    labeled, layer, student = base
+    note = (
+        f"\nStudent `{student}`, teacher layer {layer}, "
+        f"{labeled or 'all configured'} labeled sentences per language; "
+        "± is the spread over seeds (population std) where a strategy ran with several.\n"
+    )
+    return "\n".join(lines) + "\n" + note
+
+
+def language_table(results: list[dict[str, Any]]) -> str:
+    """Per-language test F1 of each strategy at the base setting and main transfer size (mean over seeds)."""
+    base = base_setting(results)
+    rows = [r for r in results if _setting(r) == base]
+    rows = [r for r in rows if r["cell"]["transfer_size"] == _main_transfer(rows)]
+    languages = list(rows[0]["test_f1"])
+    lines = [
+        "| | " + " | ".join(languages) + " | mean ± std |",
+        "|---|" + "---:|" * (len(languages) + 1),
+    ]
+    teacher = rows[0].get("teacher_test_f1")
+    if teacher:
+        values = [teacher[lang] for lang in languages]
+        lines.append(
+            "| teacher | "
+            + " | ".join(f"{v:.2f}" for v in values)
+            + f" | {statistics.fmean(values):.2f} ± {statistics.pstdev(values):.2f} |"
+        )
+    for strategy in dict.fromkeys(r["cell"]["strategy"] for r in rows):
+        runs = [r for r in rows if r["cell"]["strategy"] == strategy]
+        values = [statistics.fmean(r["test_f1"][lang] for r in runs) for lang in languages]
+        seeds = f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""
+        lines.append(
+            f"| {strategy}{seeds} | "
+            + " | ".join(f"{v:.2f}" for v in values)
+            + f" | {statistics.fmean(values):.2f} ± {statistics.pstdev(values):.2f} |"
+        )
     return "\n".join(lines) + "\n"
+
+
+def _curve(results: list[dict[str, Any]], strategy: str, axis: str) -> list[tuple[float, float]]:
+    """(x, mean test F1 over seeds) of one strategy along one axis, the other axes held at the base."""
+    labeled, layer, student = base_setting(results)
+    main_transfer = _main_transfer(results)
+    points: dict[float, list[float]] = defaultdict(list)
+    for r in results:
+        c = r["cell"]
+        if c["strategy"] != strategy or c["layer"] != layer or c["student"] != student:
+            continue
+        if axis == "transfer_size" and c["labeled_size"] == labeled:
+            points[r["transfer_windows"]].append(r["test_mean_f1"])
+        elif axis == "labeled_size" and c["transfer_size"] == main_transfer:
+            # 0 means "as configured": plot it at the configured per-language count
+            x = c["labeled_size"] or r["labeled_windows"] / max(1, len(r["test_f1"]))
+            points[x].append(r["test_mean_f1"])
+    return sorted((x, statistics.fmean(v)) for x, v in points.items())
 
 
 def stage_table(result: dict[str, Any]) -> str:
@@ -89,30 +155,30 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    base = base_setting(results)
+    main_transfer = _main_transfer([r for r in results if _setting(r) == base])
     by_strategy: dict[str, list[float]] = defaultdict(list)
     for r in results:
-        by_strategy[r["cell"]["strategy"]].append(r["test_mean_f1"])
+        if _setting(r) == base and r["cell"]["transfer_size"] == main_transfer:
+            by_strategy[r["cell"]["strategy"]].append(r["test_mean_f1"])
     names = list(by_strategy)
     means = [statistics.fmean(by_strategy[n]) for n in names]
     errors = [statistics.pstdev(by_strategy[n]) if len(by_strategy[n]) > 1 else 0 for n in names]
     axes[0, 0].bar(names, means, yerr=errors, capsize=4)
-    axes[0, 0].set_title("test mean F1 by strategy (all cells)")
+    low = min(means) if means else 0
+    axes[0, 0].set_ylim(max(0, low - 10), None)
+    axes[0, 0].set_title("test mean F1 by strategy (error bar: spread over seeds)")
     for ax, axis, title in (
         (axes[0, 1], "transfer_size", "F1 against transfer-set size (windows)"),
         (axes[1, 0], "labeled_size", "F1 against labeled sentences per language"),
     ):
-        for strategy in names:
-            points = sorted(
-                (
-                    r["transfer_windows"] if axis == "transfer_size" else r["cell"]["labeled_size"],
-                    r["test_mean_f1"],
-                )
-                for r in results
-                if r["cell"]["strategy"] == strategy
-            )
-            if len({p[0] for p in points}) > 1:
+        for strategy in dict.fromkeys(r["cell"]["strategy"] for r in results):
+            points = _curve(results, strategy, axis)
+            if len(points) > 1:
                 ax.plot(*zip(*points, strict=True), marker="o", label=strategy)
         ax.set_title(title)
+        if axis == "labeled_size":
+            ax.set_xscale("log")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
         else:
@@ -156,13 +222,18 @@ def render(results: list[dict[str, Any]]) -> str:
         return "# Experiment\n\nNo finished cells yet.\n"
     parts = [
         "# Experiment\n",
-        f"Teacher test mean F1: {results[0]['teacher_test_mean_f1']:.2f}. Model selection on dev only.\n",
+        f"Teacher test mean F1: {results[0]['teacher_test_mean_f1']:.2f} (cells with fewer labels fine-tune "
+        "their own teacher on those labels; '% of teacher' is against each cell's own). "
+        "Model selection on dev only.\n",
         "## Strategies (paper Table 3): test mean F1 over languages\n",
         strategy_table(results),
+        "\n## Test F1 per language, by strategy\n",
+        language_table(results),
         "\n## Every cell\n",
         rows_markdown(results),
     ]
-    method = [r for r in results if r["cell"]["strategy"] == "D4.2"]
+    base = base_setting(results)
+    method = [r for r in results if r["cell"]["strategy"] == "D4.2" and _setting(r) == base]
     if method:
         parts += [
             f"\n## Dev F1 after each step, {method[0]['key']} (paper Table 4)\n",
