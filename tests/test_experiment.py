@@ -82,6 +82,7 @@ def test_tiny_grid_runs_resumes_and_adds_only_new_cells(toy_config, tmp_path, mo
     run = tmp_path / "run"
     rows = json.loads((run / "results.json").read_text())
     assert [r["cell"]["strategy"] for r in rows] == ["D0-S", "D4.1"]
+    assert [len(r["stages"]) for r in rows] == [1, 3]  # each cell ran its own strategy's schedule
     assert (run / "results.csv").read_text().count("\n") == 3 and (run / "results.png").is_file()
     assert (run / "selected-student" / "selection.json").is_file()
     capsys.readouterr()

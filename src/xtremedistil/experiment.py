@@ -123,20 +123,21 @@ class Experiment:
         self.config = config
         self.reporter = reporter or SilentReporter()
         self.run_dir = Path(config.output_dir)
-        self._prepared: dict[tuple[int, int], tuple[RunConfig, Prepared]] = {}
+        self._prepared: dict[tuple[int, int], Prepared] = {}
         self._teacher_speed: dict[int, dict[str, float]] = {}
 
     def prepared(self, cell: Cell) -> tuple[RunConfig, Prepared]:
+        """The cell's own config, and the data/teacher/cache it shares with cells of equal labels and layer."""
+        config = cell_config(self.config, cell, self.run_dir)
         key = (cell.labeled_size, cell.layer)
         if key not in self._prepared:
-            config = cell_config(self.config, cell, self.run_dir)
             teacher_run = Path(config.output_dir)
             teacher_run.mkdir(parents=True, exist_ok=True)
             self._prepared = {
                 k: v for k, v in self._prepared.items() if k[0] == cell.labeled_size
             }  # free memory
-            self._prepared[key] = (config, prepare(config, teacher_run, self.reporter))
-        return self._prepared[key]
+            self._prepared[key] = prepare(config, teacher_run, self.reporter)
+        return config, self._prepared[key]
 
     def run(self) -> list[dict[str, Any]]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
