@@ -2,7 +2,7 @@
 results.md (tables) and results.png (plots) into docs/RESULTS.md. Rerunning resumes the grid: finished
 cells are skipped (the log says so) and only new or unfinished cells run.
 
-    python benchmarks/experiment.py [--config configs/wikiann-experiment.toml] [--max-params 3000000]
+    python benchmarks/experiment.py [--config configs/wikiann-experiment.toml] [--max-params 4000000]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, default=Path("configs/wikiann-experiment.toml"))
-    parser.add_argument("--max-params", type=int, default=3_000_000, help="budget for the selected student")
+    parser.add_argument("--max-params", type=int, default=4_000_000, help="budget for the selected student")
     args = parser.parse_args()
     out = Path(tomllib.loads(args.config.read_text())["output_dir"])
     log = out.with_suffix(".log")
