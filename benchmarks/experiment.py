@@ -8,6 +8,7 @@ cells are skipped (the log says so) and only new or unfinished cells run.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tomllib
 from pathlib import Path
@@ -29,7 +30,10 @@ def main() -> None:
     text = log.read_text(encoding="utf-8")
     if previous:  # keep every invocation's log: the resume lines are the evidence
         log.write_text(previous + "\n--- rerun ---\n" + text, encoding="utf-8")
-    progress = [line for line in text.splitlines() if line.startswith(("experiment:", "["))]
+    full = log.read_text(encoding="utf-8")  # every invocation: the skipped/added cells show the resume
+    progress = [line for line in full.splitlines() if line.startswith(("experiment:", "[", "--- rerun"))]
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    cell_minutes = sum(r["seconds"] for r in results) / 60
     selected = [line for line in text.splitlines() if line.startswith("selected:")]
     shutil.copy(out / "results.png", DOCS / "experiment.png")
     tables = (out / "results.md").read_text(encoding="utf-8")
@@ -41,11 +45,14 @@ def main() -> None:
     body = (
         f"## WikiAnn strategy comparison (`xtremedistil experiment {args.config}`)\n\n"
         + provenance(seconds)
-        + "\nWall time of this invocation (cells finished by an earlier invocation are skipped, not rerun).\n\n"
+        + "\nWall time of this invocation; cells finished by an earlier invocation are skipped, not rerun. "
+        + f"The {len(results)} cells took {cell_minutes:.0f} min in all (sum of their own times; the shared "
+        + "teacher and its cache come from `benchmarks/wikiann.py`; a cell's time includes whatever "
+        + "preparation it was first to need: data, a teacher fine-tuning or a cache not yet on disk).\n\n"
         + "Budget pick (`--max-params "
         + f"{args.max_params}`): "
         + (selected[0].removeprefix("selected: ") if selected else "none")
-        + "\n\n<details><summary>runner log (cells run or skipped)</summary>\n\n```\n"
+        + "\n\n<details><summary>runner log of every invocation (cells run or skipped)</summary>\n\n```\n"
         + "\n".join(progress)
         + "\n```\n</details>\n"
         + tables

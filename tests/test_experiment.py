@@ -116,11 +116,14 @@ def _row(strategy, f1, *, transfer=20000, labeled=0, student="xs", seed=13):
         "teacher_test_f1": {"de": 90.0, "en": 92.0},
         "transfer_windows": transfer,
         "labeled_windows": 4000,
+        "params": {"xs": 3_000_000, "s": 6_000_000}[student],
+        "throughput": {"xs": 6000.0, "s": 3000.0}[student],
+        "latency_ms": {"xs": 0.8, "s": 1.5}[student],
     }
 
 
 def test_strategy_tables_compare_like_with_like():
-    from xtremedistil.experiment_report import _curve, language_table, strategy_table
+    from xtremedistil.experiment_report import _curve, frontier, language_table, strategy_table
 
     results = [
         _row("D1", 70.0),
@@ -141,3 +144,5 @@ def test_strategy_tables_compare_like_with_like():
     assert "| D4.2 | 79.00 | 81.00 |" in languages  # the 20000-window cell only
     assert _curve(results, "D4.2", "transfer_size") == [(5000, 60.0), (20000, 80.0)]
     assert _curve(results, "D4.2", "labeled_size") == [(100, 40.0), (2000.0, 80.0)]
+    strategy, sizes = frontier(results)
+    assert strategy == "D4.2" and [(p["student"], p["f1"]) for p in sizes] == [("xs", 80.0), ("s", 85.0)]

@@ -148,13 +148,37 @@ def stage_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def frontier(results: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """Student sizes of the strategy that ran with the most of them (other axes at the base; seeds averaged):
+    mean test F1, parameters, throughput and latency per size, smallest first."""
+    labeled, layer, _ = base_setting(results)
+    main_transfer = _main_transfer(results)
+    by: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        c = r["cell"]
+        if (c["labeled_size"], c["layer"], c["transfer_size"]) == (labeled, layer, main_transfer):
+            by[c["strategy"]][c["student"]].append(r)
+    strategy = max(by, key=lambda k: len(by[k]))
+    sizes = [
+        {
+            "student": student,
+            "f1": statistics.fmean(r["test_mean_f1"] for r in rows),
+            "params": rows[0]["params"],
+            "throughput": statistics.median(r["throughput"] for r in rows),
+            "latency_ms": statistics.median(r["latency_ms"] for r in rows),
+        }
+        for student, rows in by[strategy].items()
+    ]
+    return strategy, sorted(sizes, key=lambda p: p["params"])
+
+
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
     base = base_setting(results)
     main_transfer = _main_transfer([r for r in results if _setting(r) == base])
     by_strategy: dict[str, list[float]] = defaultdict(list)
@@ -170,7 +194,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     axes[0, 0].set_title("test mean F1 by strategy (error bar: spread over seeds)")
     for ax, axis, title in (
         (axes[0, 1], "transfer_size", "F1 against transfer-set size (windows)"),
-        (axes[1, 0], "labeled_size", "F1 against labeled sentences per language"),
+        (axes[0, 2], "labeled_size", "F1 against labeled sentences per language"),
     ):
         for strategy in dict.fromkeys(r["cell"]["strategy"] for r in results):
             points = _curve(results, strategy, axis)
@@ -183,16 +207,17 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
             ax.legend(fontsize=8)
         else:
             ax.text(0.5, 0.5, "one size only in this grid", ha="center", transform=ax.transAxes)
-    ax = axes[1, 1]
-    ax.scatter([r["throughput"] for r in results], [r["test_mean_f1"] for r in results])
-    for r in results:
-        ax.annotate(
-            f"{r['cell']['student']} {r['cell']['strategy']}\n{r['params'] / 1e6:.1f}M",
-            (r["throughput"], r["test_mean_f1"]),
-            fontsize=7,
-        )
-    ax.set_xlabel("batch-32 throughput (windows/s)")
-    ax.set_title("accuracy / speed / size frontier")
+    strategy, sizes = frontier(results)
+    for ax, key, label in (
+        (axes[1, 0], "throughput", "batch-32 throughput (windows/s)"),
+        (axes[1, 1], "params", "parameters"),
+        (axes[1, 2], "latency_ms", "batch-1 latency, median (ms)"),
+    ):
+        ax.plot([p[key] for p in sizes], [p["f1"] for p in sizes], marker="o")
+        for p in sizes:
+            ax.annotate(f"{p['student']} ({p['params'] / 1e6:.1f}M)", (p[key], p["f1"]), fontsize=8)
+        ax.set_xlabel(label)
+        ax.set_title(f"student sizes ({strategy}): F1 against {label.split(',')[0].split(' (')[0]}")
     for a in axes.flat:
         a.set_ylabel("test mean F1")
     fig.tight_layout()
@@ -232,6 +257,17 @@ def render(results: list[dict[str, Any]]) -> str:
         "\n## Every cell\n",
         rows_markdown(results),
     ]
+    strategy, sizes = frontier(results)
+    if len(sizes) > 1:
+        lines = [
+            "| student | params | test mean F1 | batch-32 windows/s | batch-1 ms (median) |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {p['student']} | {p['params']:,} | {p['f1']:.2f} | {p['throughput']:.0f} | {p['latency_ms']:.2f} |"
+            for p in sizes
+        ]
+        parts += [f"\n## Student sizes, {strategy} (paper Table 16)\n", "\n".join(lines) + "\n"]
     base = base_setting(results)
     method = [r for r in results if r["cell"]["strategy"] == "D4.2" and _setting(r) == base]
     if method:
