@@ -11,7 +11,7 @@ leaves torch alone; it is a benchmark-only requirement, not a dependency of xtre
 Shared with ours: the run folder's fine-tuned teacher (reused, never retrained), the data and its windows
 (labeled train windows with gold targets + the transfer windows), the student (``build_student``: same
 architecture, trimmed vocabulary and SVD initialisation), dev-based model selection and the per-language
-test evaluation (``evaluate_split``). TextBrewer's own: the teacher runs online on every batch of every epoch
+test evaluation (``evaluate_dev_test``). TextBrewer's own: the teacher runs online on every batch of every epoch
 (how the tool works; our teacher cache is not used), and its recommended recipe, in one stage: soft labels
 (``kd_loss_type='ce'`` at a temperature) + hard labels where gold labels exist (``hard_label_weight``) + an
 intermediate ``hidden_mse`` match of the student's BiLSTM output (2H) to the teacher's
@@ -56,7 +56,7 @@ from torch import nn
 
 from results import provenance, write_section
 from xtremedistil.config import RunConfig, config_from_dict, load_config
-from xtremedistil.distillation import Prepared, build_student, evaluate_split, pools, prepare
+from xtremedistil.distillation import Prepared, build_student, evaluate_dev_test, pools, prepare
 from xtremedistil.evaluate import markdown_table
 from xtremedistil.experiment import transfer_subset
 from xtremedistil.io import read_json, write_json
@@ -487,17 +487,7 @@ def main() -> None:
         f"student {student.parameter_counts()['total']:,} parameters"
     )
     summary = distil_with_textbrewer(tb, run_config, prepared, student, pool, args, reporter)
-    scores = {
-        split: evaluate_split(
-            lambda b: student(b).logits,
-            prepared,
-            prepared.corpus.split(split),
-            run_config,
-            reporter,
-            f"textbrewer student {split}",
-        )
-        for split in ("dev", "test")
-    }
+    scores = evaluate_dev_test(student, prepared, run_config, reporter, "textbrewer student")
     total = time.perf_counter() - start
     reporter.info(
         f"textbrewer: test mean F1 {scores['test']['mean_f1']:.2f} ± {scores['test']['std_f1']:.2f}, "

@@ -281,6 +281,24 @@ def evaluate_split(
     return result
 
 
+def evaluate_dev_test(
+    student: Any, prepared: Prepared, config: RunConfig, reporter: Reporter, name: str
+) -> dict[str, dict[str, Any]]:
+    """Scores of ``student`` on the corpus's dev and test splits (those that are not empty)."""
+    return {
+        split: evaluate_split(
+            lambda b: student(b).logits,
+            prepared,
+            prepared.corpus.split(split),
+            config,
+            reporter,
+            f"{name} {split}",
+        )
+        for split in ("dev", "test")
+        if prepared.corpus.split(split)
+    }
+
+
 def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run the whole method and write the run folder; returns the metrics."""
     from xtremedistil.report import measure_and_report
@@ -323,18 +341,7 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
         },
     )
     student.eval()
-    student_results = {
-        split: evaluate_split(
-            lambda b: student(b).logits,
-            prepared,
-            prepared.corpus.split(split),
-            config,
-            reporter,
-            f"student {split}",
-        )
-        for split in ("dev", "test")
-        if prepared.corpus.split(split)
-    }
+    student_results = evaluate_dev_test(student, prepared, config, reporter, "student")
     metrics = update_metrics(
         run_dir,
         student=student_results,
