@@ -79,11 +79,11 @@ def teacher_train(config: ConfigArg = None, set_: SetOpt = None, output: OutputO
     language on dev and test, and write the run folder (config, teacher, metrics.json, teacher.md).
 
     Rerunning the same command on the same folder reuses a finished teacher."""
-    from xtremedistil.pipeline import run_teacher, teacher_report
+    from xtremedistil.pipeline import model_report, run_teacher
 
     cfg = _load(config, set_, output)
     metrics = run_teacher(cfg, _reporter())
-    console.print(teacher_report(metrics["teacher"]), markup=False, highlight=False)
+    console.print(model_report(metrics["teacher"]), markup=False, highlight=False)
     console.print(f"run folder: {cfg.output_dir}")
 
 
@@ -229,7 +229,13 @@ def teacher_convert(
 
 @app.command("evaluate")
 def evaluate(
-    model_dir: Annotated[Path, typer.Argument(help="A run folder or a fine-tuned teacher folder.")],
+    model_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="A run folder (its student; --teacher for its teacher), a saved student folder, "
+            "or a fine-tuned teacher folder."
+        ),
+    ],
     data: Annotated[str, typer.Option(help="embedded:<name>, a corpus folder, or a file.")],
     split: Annotated[str, typer.Option(help="Split to score: train, dev or test.")] = "test",
     languages: Annotated[str | None, typer.Option(help="Comma-separated languages to keep.")] = None,
@@ -238,8 +244,9 @@ def evaluate(
         str, typer.Option(help="strict-word (seqeval strict IOB2) or conlleval-subword (the paper's).")
     ] = "strict-word",
     output: Annotated[Path | None, typer.Option(help="Write the metrics JSON here.")] = None,
+    teacher: Annotated[bool, typer.Option("--teacher", help="Score a run folder's teacher.")] = False,
 ) -> None:
-    """Score a fine-tuned model per language (P, R, F1 per type; mean ± std over languages)."""
+    """Score a saved student or a fine-tuned teacher per language (P, R, F1 per type; mean ± std)."""
     from xtremedistil.pipeline import evaluate_model_dir
 
     result = evaluate_model_dir(
@@ -250,6 +257,7 @@ def evaluate(
         lang=lang,
         scheme=scheme,
         output=output,
+        teacher=teacher,
         reporter=_reporter(),
     )
     console.print(result, markup=False, highlight=False)

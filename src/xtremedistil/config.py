@@ -82,6 +82,8 @@ class StudentSection(Strict):
     dropout: float = Field(default=0.2, ge=0, lt=1)
     init: Literal["svd", "random"] = "svd"
     representation: Literal["pre-activation", "post-activation"] = "pre-activation"
+    # a sub-word outside the kept vocabulary: read as its nearest kept neighbour, or as UNK (the paper)
+    unknown: Literal["nearest", "unk"] = "nearest"
 
 
 class DistilSection(Strict):

@@ -38,6 +38,7 @@ from xtremedistil.student.model import (
     StudentConfig,
     build_vocabulary,
     init_embedding_svd,
+    nearest_kept,
 )
 from xtremedistil.student.saved import save_student
 from xtremedistil.student.schedule import ScheduleSettings, Stage, plan
@@ -197,6 +198,9 @@ def build_student(config: RunConfig, prepared: Prepared) -> BiLSTMStudent:
     if config.student.init == "svd":
         table = teacher.model.get_input_embeddings().weight
         init_embedding_svd(student, table, teacher.tokenizer.unk_token_id)
+    if config.student.unknown == "nearest":
+        table = teacher.model.get_input_embeddings().weight
+        student.set_backoff(nearest_kept(table, kept, exclude=teacher.tokenizer.all_special_ids))
     return student
 
 

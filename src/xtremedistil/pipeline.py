@@ -98,16 +98,44 @@ def evaluate_teacher(
     scheme: str = "strict-word",
     batch_size: int = 64,
 ) -> dict[str, Any]:
-    task = NerTask.from_labels(teacher.labels)
-    special = SpecialIds.from_tokenizer(teacher.tokenizer)
+    return evaluate_tagger(
+        lambda b: teacher(b).logits,
+        teacher.labels,
+        teacher.tokenizer,
+        teacher.meta.get("max_length", 128),
+        corpus,
+        reporter,
+        name="teacher",
+        splits=splits,
+        scheme=scheme,
+        batch_size=batch_size,
+    )
+
+
+def evaluate_tagger(
+    forward: Any,
+    labels: list[str],
+    tokenizer: Any,
+    max_length: int,
+    corpus: Corpus,
+    reporter: Reporter,
+    *,
+    name: str,
+    splits: tuple[str, ...] = ("dev", "test"),
+    scheme: str = "strict-word",
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Per-language scores of a token tagger (teacher or student: ``forward(batch) -> logits``)."""
+    task = NerTask.from_labels(labels)
+    special = SpecialIds.from_tokenizer(tokenizer)
     results = {}
     for split in splits:
         sentences = corpus.split(split)
         if not sentences:
             continue
-        encoded, _ = task.encode(sentences, teacher.tokenizer, teacher.meta.get("max_length", 128))
+        encoded, _ = task.encode(sentences, tokenizer, max_length)
         results[split], _ = evaluate_sentences(
-            lambda b: teacher(b).logits,
+            forward,
             task,
             sentences,
             encoded,
@@ -115,7 +143,7 @@ def evaluate_teacher(
             batch_size=batch_size,
             scheme=scheme,
             reporter=reporter,
-            description=f"teacher {split}",
+            description=f"{name} {split}",
         )
     return results
 
@@ -135,14 +163,14 @@ def run_teacher(config: RunConfig, reporter: Reporter | None = None) -> dict[str
     metrics = update_metrics(
         run_dir, teacher=results, threads=threads, teacher_job_seconds=time.perf_counter() - start
     )
-    write_text(run_dir / "teacher.md", teacher_report(results))
+    write_text(run_dir / "teacher.md", model_report(results))
     return metrics
 
 
-def teacher_report(results: dict[str, Any]) -> str:
-    parts = ["# Teacher evaluation\n"]
+def model_report(results: dict[str, Any], name: str = "teacher") -> str:
+    parts = [f"# {name.capitalize()} evaluation\n"]
     for split, result in results.items():
-        parts += [f"\n## {split} ({result['scheme']})\n\n", markdown_table({"teacher F1": result})]
+        parts += [f"\n## {split} ({result['scheme']})\n\n", markdown_table({f"{name} F1": result})]
         parts += ["\n", per_type_table(result)]
     return "".join(parts)
 
@@ -163,23 +191,34 @@ def evaluate_model_dir(
     lang: str | None = None,
     scheme: str = "strict-word",
     output: Path | None = None,
+    teacher: bool = False,
     reporter: Reporter | None = None,
 ) -> str:
     """``xtremedistil evaluate``: score a saved model on a labeled source; returns the markdown report."""
     from xtremedistil.config import LabeledSource
+    from xtremedistil.student.saved import open_predictor, student_folder
 
     reporter = reporter or SilentReporter()
     setup_torch()
     source = LabeledSource(source=data, lang=lang, languages=languages.split(",") if languages else None)
     corpus = load_labeled_all([source])
-    folder = teacher_dir(model_dir) if (teacher_dir(model_dir) / META_FILE).is_file() else Path(model_dir)
-    teacher = load_teacher(folder)
-    missing = sorted(set(NerTask(corpus.labels()).labels) - set(teacher.labels))
+    if not teacher and student_folder(model_dir) is not None:
+        predictor = open_predictor(model_dir)
+        name, labels, tokenizer = "student", list(predictor.meta["labels"]), predictor.tokenizer
+        forward, max_length = (lambda b: predictor.student(b).logits), predictor.max_length
+    else:
+        folder = teacher_dir(model_dir) if (teacher_dir(model_dir) / META_FILE).is_file() else Path(model_dir)
+        model = load_teacher(folder)
+        name, labels, tokenizer = "teacher", model.labels, model.tokenizer
+        forward, max_length = (lambda b: model(b).logits), model.meta.get("max_length", 128)
+    missing = sorted(set(NerTask(corpus.labels()).labels) - set(labels))
     if missing:
-        raise XtremeDistilError(f"the data has labels {missing} that the model does not predict")
-    results = evaluate_teacher(teacher, corpus, reporter, splits=(split,), scheme=scheme)
+        raise XtremeDistilError(f"the data has labels {missing} that the {name} does not predict")
+    results = evaluate_tagger(
+        forward, labels, tokenizer, max_length, corpus, reporter, name=name, splits=(split,), scheme=scheme
+    )
     if split not in results:
         raise XtremeDistilError(f"the data has no {split!r} split", path=data)
     if output is not None:
         write_json(output, results[split])
-    return teacher_report(results)
+    return model_report(results, name)

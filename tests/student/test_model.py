@@ -17,6 +17,7 @@ from xtremedistil.student.model import (
     StudentConfig,
     build_vocabulary,
     init_embedding_svd,
+    nearest_kept,
     svd_embedding,
 )
 from xtremedistil.student.saved import entities_from_tags, load_student, save_student
@@ -61,6 +62,41 @@ def test_unknown_teacher_ids_map_to_unk(tiny_tokenizer):
     student = tiny_student(tiny_tokenizer, kept=[7, 9])
     ids = student.student_ids(torch.tensor([7, 9, 8, 3]))
     assert ids.tolist() == [2, 3, UNK, UNK]
+
+
+def test_nearest_kept_backs_off_to_the_most_similar_kept_row():
+    rng = np.random.default_rng(0)
+    table = torch.from_numpy(rng.normal(size=(40, 16)).astype(np.float32))
+    kept = np.array([3, 5, 9, 20, 31])
+    # 12 is a scaled, slightly noisy copy of 20; 13 of 31 (cosine ignores the scale)
+    table[12] = 3 * table[20] + 0.01 * torch.from_numpy(rng.normal(size=16).astype(np.float32))
+    table[13] = 0.5 * table[31]
+    table[14] = table[3]  # 3 is a special: never a target
+    nearest = nearest_kept(table, kept, exclude=[3], dim=16)
+    assert nearest.shape == (40,)
+    assert nearest[12] == 20 and nearest[13] == 31
+    assert nearest[14] != 3 and set(nearest) <= {5, 9, 20, 31} | {3}
+    assert nearest[kept].tolist() == kept.tolist()  # kept ids map to themselves (3 included)
+
+
+def test_backoff_maps_unkept_ids_and_survives_save_and_load(tiny_tokenizer, tmp_path):
+    student = tiny_student(tiny_tokenizer, kept=[7, 9]).eval()
+    nearest = np.full(len(tiny_tokenizer), 9)
+    nearest[7], nearest[8] = 7, 7
+    student.set_backoff(nearest)
+    ids = student.student_ids(torch.tensor([7, 9, 8, 3]))
+    assert ids.tolist() == [2, 3, 2, 3]
+    assert student.has_backoff()
+    with pytest.raises(ValueError, match="kept teacher ids"):
+        student.set_backoff(np.full(len(tiny_tokenizer), 8))
+    folder = save_student(student, tiny_tokenizer, LABELS, tmp_path / "student", {"max_length": 16})
+    loaded = load_student(folder).student
+    assert torch.equal(loaded.id_map, student.id_map)
+    assert loaded.kept_ids.tolist() == [7, 9]
+    # without a backoff the map is rebuilt from vocab.json and unkept ids read UNK again
+    plain = tiny_student(tiny_tokenizer, kept=[7, 9]).eval()
+    again = load_student(save_student(plain, tiny_tokenizer, LABELS, tmp_path / "plain", {})).student
+    assert again.student_ids(torch.tensor([8])).tolist() == [UNK] and not again.has_backoff()
 
 
 def test_layer_groups_freeze_and_unfreeze(tiny_tokenizer):

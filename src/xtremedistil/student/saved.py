@@ -36,7 +36,9 @@ def save_student(
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    state = {k: v.contiguous() for k, v in student.state_dict().items() if k != "id_map"}
+    state = {k: v.contiguous() for k, v in student.state_dict().items()}
+    if not student.has_backoff():
+        del state["id_map"]  # rebuilt from vocab.json
     save_file(state, str(tmp / WEIGHTS))
     write_json(tmp / VOCAB, kept_teacher_ids(student).tolist())
     write_json(
@@ -57,9 +59,7 @@ def save_student(
 
 
 def kept_teacher_ids(student: BiLSTMStudent) -> np.ndarray:
-    id_map = student.id_map.numpy()
-    kept = np.flatnonzero(id_map >= 2)
-    return kept[np.argsort(id_map[kept])]
+    return student.kept_ids.numpy()
 
 
 def load_student_model(path: str | Path) -> tuple[BiLSTMStudent, dict[str, Any]]:
@@ -71,7 +71,7 @@ def load_student_model(path: str | Path) -> tuple[BiLSTMStudent, dict[str, Any]]
         StudentConfig(**meta["config"]), np.asarray(read_json(path / VOCAB), dtype=np.int64)
     )
     missing, unexpected = student.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
-    if unexpected or set(missing) != {"id_map"}:
+    if unexpected or set(missing) - {"id_map"}:
         raise XtremeDistilError(
             f"weights do not match the config (missing {missing}, unexpected {unexpected})", path=path
         )
@@ -140,12 +140,18 @@ def load_student(path: str | Path) -> StudentPredictor:
     return StudentPredictor(student, tokenizer, meta)
 
 
+def student_folder(path: str | Path) -> Path | None:
+    """``path`` if it is a saved student folder, its ``student/`` if it is a run folder, else None."""
+    path = Path(path)
+    for folder in (path, path / "student"):
+        if (folder / META).is_file():
+            return folder
+    return None
+
+
 def open_predictor(path: str | Path) -> StudentPredictor:
     """A student folder, or a run folder that holds one in ``student/``."""
-    path = Path(path)
-    if not (path / META).is_file() and (path / "student" / META).is_file():
-        path = path / "student"
-    return load_student(path)
+    return load_student(student_folder(path) or path)
 
 
 def format_predictions(
