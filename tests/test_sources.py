@@ -44,3 +44,15 @@ def test_mention_replacement_swaps_mentions_of_the_same_type_and_language():
         assert tuple(words[:i]) in en_people and tuple(words[i + 2 :]) in {("paris",), ("london",)}
     assert all(v.words == ("carla",) for v in variants[-3:])  # never a mention from another language
     assert variants == mention_replacement(train, copies=3, seed=0)  # seeded
+
+
+def test_transfer_sources_keep_only_the_languages_asked_for(tmp_path):
+    text = tmp_path / "raw.tsv"
+    text.write_text("en\tAlice lives in Paris\nde\tBob wohnt in Berlin\nja\t東京に住む\n", encoding="utf-8")
+    empty = Corpus({"en": {"train": [make_sentence("x", "O")]}})
+    everything = load_transfer([TransferSource(source=str(text))], empty, None)
+    assert sorted(s.lang for s in everything) == ["de", "en", "ja"]
+    chosen = load_transfer([TransferSource(source=str(text), languages=["en", "ja"])], empty, None)
+    assert sorted(s.lang for s in chosen) == ["en", "ja"]
+    pool = load_transfer([TransferSource(source="embedded:chatterbot", languages=["ja"])], empty, None)
+    assert pool and {s.lang for s in pool} == {"ja"}

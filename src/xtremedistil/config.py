@@ -42,7 +42,7 @@ class TransferSource(Strict):
 
     source: str
     lang: str | None = None
-    languages: list[str] | None = None  # corpus folders and augment:train only
+    languages: list[str] | None = None  # keep only these languages of the source
     split: str = "train"  # corpus folders only
     copies: int = Field(default=1, ge=1)  # augment:train: variants per labeled sentence with entities
     encoding: str = "utf-8"

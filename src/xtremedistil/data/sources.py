@@ -84,8 +84,6 @@ def load_transfer(
             part, raw = embedded_pool(name), name not in SEGMENTED_POOLS
         elif source.source == "augment:train":
             part = mention_replacement(labeled.split("train"), source.copies, seed)
-            if source.languages:
-                part = [x for x in part if x.lang in source.languages]
         elif source.source.startswith("labeled:"):
             part = unlabeled_view(labeled, split=source.source.removeprefix("labeled:"))
         elif Path(source.source).is_dir():
@@ -95,6 +93,8 @@ def load_transfer(
             part = unlabeled_view(folder, split=source.split)
         else:
             part, raw = read_text_file(source.source, lang=source.lang, encoding=source.encoding), True
+        if source.languages:
+            part = [x for x in part if x.lang in source.languages]
         if raw and segment is not None:
             part = [Sentence(tuple(segment(" ".join(s.words))), None, s.lang) for s in part]
             part = [s for s in part if s.words]
