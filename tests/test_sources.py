@@ -56,3 +56,28 @@ def test_transfer_sources_keep_only_the_languages_asked_for(tmp_path):
     assert sorted(s.lang for s in chosen) == ["en", "ja"]
     pool = load_transfer([TransferSource(source="embedded:chatterbot", languages=["ja"])], empty, None)
     assert pool and {s.lang for s in pool} == {"ja"}
+
+
+def test_generated_mentions_are_new_names_in_the_train_contexts():
+    from xtremedistil.data.augment import mention_replacement
+
+    train = [
+        make_sentence("alice lives in paris", "B-PER O O B-LOC"),
+        make_sentence("東京 に 住む", "B-LOC O O", lang="ja"),
+        make_sentence("zork visits blah", "B-PER O B-LOC", lang="qq"),  # no Faker locale for "qq"
+    ]
+    variants = mention_replacement(train, copies=20, seed=0, mentions="generated")
+    en = [v.words for v in variants if v.lang == "en"]
+    i = [w.index("lives") for w in en]
+    people = {w[:k] for w, k in zip(en, i, strict=True)}
+    assert len(people) > 10 and ("alice",) not in people  # new names, not the train one
+    assert all(w[k : k + 2] == ("lives", "in") and len(w) > k + 2 for w, k in zip(en, i, strict=True))
+    ja = [v.words for v in variants if v.lang == "ja"]
+    assert all(len(w) == 3 and w[1:] == ("に", "住む") and " " not in w[0] for w in ja)  # one unspaced word
+    assert len({w[0] for w in ja}) > 10
+    qq = {v.words for v in variants if v.lang == "qq"}
+    assert qq == {("zork", "visits", "blah")}  # falls back to the train mentions
+    both = mention_replacement(train, copies=40, seed=0, mentions="both")
+    en_both = {v.words[0] for v in both if v.lang == "en"}
+    assert "alice" in en_both and len(en_both) > 5
+    assert variants == mention_replacement(train, copies=20, seed=0, mentions="generated")  # seeded

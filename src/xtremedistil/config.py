@@ -45,6 +45,7 @@ class TransferSource(Strict):
     languages: list[str] | None = None  # keep only these languages of the source
     split: str = "train"  # corpus folders only
     copies: int = Field(default=1, ge=1)  # augment:train: variants per labeled sentence with entities
+    mentions: Literal["train", "generated", "both"] = "train"  # augment:train: where new mentions come from
     encoding: str = "utf-8"
     max_sentences: int | None = Field(default=None, ge=1)
 

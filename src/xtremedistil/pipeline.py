@@ -182,6 +182,17 @@ def describe_corpus(corpus: Corpus) -> str:
     )
 
 
+def find_teacher_folder(path: Path) -> Path:
+    """A teacher folder, a run folder's ``teacher/``, or the teacher a run reused (its ``teacher.run``)."""
+    if (teacher_dir(path) / META_FILE).is_file():
+        return teacher_dir(path)
+    if (path / CONFIG_FILE).is_file() and not (path / META_FILE).is_file():
+        reused = tomllib.loads((path / CONFIG_FILE).read_text(encoding="utf-8")).get("teacher", {}).get("run")
+        if reused:
+            return find_teacher_folder(Path(reused))
+    return path
+
+
 def evaluate_model_dir(
     model_dir: Path,
     data: str,
@@ -207,8 +218,7 @@ def evaluate_model_dir(
         name, labels, tokenizer = "student", list(predictor.meta["labels"]), predictor.tokenizer
         forward, max_length = (lambda b: predictor.student(b).logits), predictor.max_length
     else:
-        folder = teacher_dir(model_dir) if (teacher_dir(model_dir) / META_FILE).is_file() else Path(model_dir)
-        model = load_teacher(folder)
+        model = load_teacher(find_teacher_folder(Path(model_dir)))
         name, labels, tokenizer = "teacher", model.labels, model.tokenizer
         forward, max_length = (lambda b: model(b).logits), model.meta.get("max_length", 128)
     missing = sorted(set(NerTask(corpus.labels()).labels) - set(labels))

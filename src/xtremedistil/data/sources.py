@@ -83,7 +83,7 @@ def load_transfer(
             name = source.source.removeprefix(EMBEDDED)
             part, raw = embedded_pool(name), name not in SEGMENTED_POOLS
         elif source.source == "augment:train":
-            part = mention_replacement(labeled.split("train"), source.copies, seed)
+            part = mention_replacement(labeled.split("train"), source.copies, seed, source.mentions)
         elif source.source.startswith("labeled:"):
             part = unlabeled_view(labeled, split=source.source.removeprefix("labeled:"))
         elif Path(source.source).is_dir():
