@@ -81,6 +81,7 @@ class StudentSection(Strict):
     embedding_dim: int | None = Field(default=None, ge=1)  # overrides the preset
     hidden_size: int | None = Field(default=None, ge=1)  # per LSTM direction; overrides the preset
     dropout: float = Field(default=0.2, ge=0, lt=1)
+    word_dropout: float = Field(default=0.0, ge=0, lt=1)  # training: read a sub-word as UNK (context only)
     init: Literal["svd", "random"] = "svd"
     representation: Literal["pre-activation", "post-activation"] = "pre-activation"
     # a sub-word outside the kept vocabulary: read as its nearest kept neighbour, or as UNK (the paper)

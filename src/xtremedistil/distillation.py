@@ -190,6 +190,7 @@ def build_student(config: RunConfig, prepared: Prepared) -> BiLSTMStudent:
         projection_dim=int(teacher.model.config.hidden_size),
         num_labels=len(teacher.labels),
         dropout=config.student.dropout,
+        word_dropout=config.student.word_dropout,
         representation=config.student.representation,
         **sizes,
     )

@@ -99,6 +99,18 @@ def test_backoff_maps_unkept_ids_and_survives_save_and_load(tiny_tokenizer, tmp_
     assert again.student_ids(torch.tensor([8])).tolist() == [UNK] and not again.has_backoff()
 
 
+def test_word_dropout_reads_words_as_unk_in_training_only(tiny_tokenizer):
+    student = tiny_student(tiny_tokenizer, kept=list(range(5, 60)), dropout=0.0, word_dropout=0.999)
+    a, b = _batch(tiny_tokenizer, ["alice lives"]), _batch(tiny_tokenizer, ["paris bob"])
+    assert a.input_ids.shape == b.input_ids.shape and not torch.equal(a.input_ids, b.input_ids)
+    student.train()
+    torch.manual_seed(0)
+    # every real sub-word is read as UNK: two different sentences of one length look the same
+    assert torch.allclose(student(a).logits, student(b).logits)
+    student.eval()
+    assert not torch.allclose(student(a).logits, student(b).logits)
+
+
 def test_layer_groups_freeze_and_unfreeze(tiny_tokenizer):
     student = tiny_student(tiny_tokenizer)
     assert list(student.layer_groups()) == list(LAYER_GROUPS)

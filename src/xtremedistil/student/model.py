@@ -36,6 +36,7 @@ class StudentConfig:
     projection_dim: int  # the teacher's hidden size
     num_labels: int
     dropout: float = 0.2
+    word_dropout: float = 0.0  # training only: a real sub-word is read as UNK with this probability
     representation: str = "pre-activation"  # where the representation loss reads the projection
 
     def to_dict(self) -> dict[str, object]:
@@ -149,6 +150,9 @@ class BiLSTMStudent(nn.Module):
 
     def forward(self, batch: Batch) -> TokenOutput:
         ids = self.student_ids(batch.input_ids).masked_fill(batch.attention_mask == 0, PAD)  # (B, T)
+        if self.training and self.config.word_dropout > 0:
+            dropped = (torch.rand(ids.shape) < self.config.word_dropout) & (ids != PAD)
+            ids = ids.masked_fill(dropped, UNK)
         lengths = batch.attention_mask.sum(1)
         states = self.bilstm(self.embedding(ids), lengths)  # (B, T, 2H)
         projected = self.projection(states)  # (B, T, D) before the activation

@@ -1,0 +1,131 @@
+"""How the quickstart's default transfer set and vocabulary were chosen: variants of the default config,
+each distilled from the SAME fine-tuned teacher (a finished quickstart run), compared on *dev* mean F1
+only. Writes a section of docs/RESULTS.md; test scores are not looked at here.
+
+    python benchmarks/quickstart_ab.py [--teacher-run runs/quickstart-bench] [--output runs/quickstart-ab]
+
+Each variant is a run folder under --output; rerunning resumes finished ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from results import provenance, run_cli, write_section
+from xtremedistil.config import default_config_text
+
+# name -> (what it changes, a function editing the default config tree)
+VARIANTS: dict[str, tuple[str, Any]] = {}
+
+
+def variant(name: str, description: str):
+    def register(edit):
+        VARIANTS[name] = (description, edit)
+        return edit
+
+    return register
+
+
+def source(tree: dict, name: str) -> dict:
+    return next(s for s in tree["data"]["transfer"] if s["source"] == name)
+
+
+@variant("before", "the previous default: dialogue lines of all 27 languages, UNK for unseen sub-words")
+def _before(tree: dict) -> None:
+    source(tree, "embedded:chatterbot").pop("languages", None)
+    augment = source(tree, "augment:train")
+    augment["copies"], augment["mentions"] = 3, "train"
+    tree["student"]["unknown"] = "unk"
+
+
+@variant("+nearest", "… unseen sub-words read as their nearest kept sub-word")
+def _nearest(tree: dict) -> None:
+    _before(tree)
+    tree["student"]["unknown"] = "nearest"
+
+
+@variant("+dialogue en/ja/zh", "… dialogue lines of the three labeled languages only")
+def _dialogue(tree: dict) -> None:
+    _nearest(tree)
+    source(tree, "embedded:chatterbot")["languages"] = ["en", "ja", "zh"]
+
+
+@variant("+10 copies", "… 10 mention-replaced copies of the en/ja train sentences instead of 3")
+def _copies(tree: dict) -> None:
+    _dialogue(tree)
+    source(tree, "augment:train")["copies"] = 10
+
+
+@variant("+generated mentions", "… 3 copies with new names generated per locale (Faker), not train names")
+def _generated(tree: dict) -> None:
+    _dialogue(tree)
+    source(tree, "augment:train")["mentions"] = "generated"
+
+
+@variant("default", "the current default config, unchanged")
+def _default(tree: dict) -> None:
+    pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--teacher-run", type=Path, default=Path("runs/quickstart-bench"))
+    parser.add_argument("--output", type=Path, default=Path("runs/quickstart-ab"))
+    parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="run these variants only")
+    args = parser.parse_args()
+    if not (args.teacher_run / "teacher").is_dir():
+        raise SystemExit(f"{args.teacher_run} has no fine-tuned teacher; run benchmarks/quickstart.py first")
+    start = time.perf_counter()
+    base = tomllib.loads(default_config_text("ner"))
+    rows, results, trees = [], {}, {}
+    for name in args.only or list(VARIANTS):
+        description, edit = VARIANTS[name]
+        tree = json.loads(json.dumps(base))
+        edit(tree)
+        tree["teacher"]["run"] = str(args.teacher_run)
+        same = next((other for other, t in trees.items() if t == tree), None)
+        if same is not None:  # e.g. the default is one of the variants: say so, do not rerun it
+            rows.append(f"| {name} | {description} (= {same}) | | | | | | |")
+            continue
+        trees[name] = tree
+        # variants with the same transfer text share one teacher cache
+        data_key = hashlib.sha256(json.dumps(tree["data"], sort_keys=True).encode()).hexdigest()[:10]
+        tree.setdefault("cache", {})["dir"] = str(args.output / f"cache-{data_key}")
+        folder = args.output / name.replace("+", "").replace(" ", "-").replace("/", "")
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder.with_suffix(".toml")
+        config.write_text(tomli_w.dumps(tree), encoding="utf-8")
+        seconds, _ = run_cli(["distil", str(config), "--output", str(folder)], folder.with_suffix(".log"))
+        metrics = json.loads((folder / "metrics.json").read_text())
+        dev = metrics["student"]["dev"]
+        results[name] = dev
+        windows = next(s["windows"] for s in metrics["stages"] if s["data"] == "transfer")
+        per_lang = " | ".join(f"{100 * m['f1']:.2f}" for m in dev["languages"].values())
+        rows.append(
+            f"| {name} | {description} | {windows:,} | {per_lang} | **{dev['mean_f1']:.2f}** | {seconds / 60:.1f} |"
+        )
+    languages = list(next(iter(results.values()))["languages"]) if results else []
+    teacher = json.loads((args.teacher_run / "metrics.json").read_text())["teacher"]["dev"]
+    body = [
+        "## Quickstart variants on dev (how the default was chosen)\n",
+        provenance(time.perf_counter() - start),
+        f"Every variant distils the `xs` student from the same fine-tuned teacher (`{args.teacher_run}`, dev "
+        f"mean F1 {teacher['mean_f1']:.2f}); only dev F1 is compared. Minutes: the distillation job with "
+        "the teacher reused (cache, stages, evaluation, speed), resumed variants take seconds.\n",
+        f"| variant | change | transfer windows | {' | '.join(f'dev {x}' for x in languages)} | dev mean F1 | min |",
+        "|---|---|---:|" + "---:|" * len(languages) + "---:|---:|",
+        *rows,
+    ]
+    write_section("quickstart-ab", "\n".join(body))
+
+
+if __name__ == "__main__":
+    main()
