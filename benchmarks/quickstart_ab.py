@@ -58,16 +58,16 @@ def _dialogue(tree: dict) -> None:
     source(tree, "embedded:chatterbot")["languages"] = ["en", "ja", "zh"]
 
 
-@variant("+10 copies", "… 10 mention-replaced copies of the en/ja train sentences instead of 3")
-def _copies(tree: dict) -> None:
-    _dialogue(tree)
-    source(tree, "augment:train")["copies"] = 10
-
-
 @variant("+generated mentions", "… 3 copies with new names generated per locale (Faker), not train names")
 def _generated(tree: dict) -> None:
     _dialogue(tree)
     source(tree, "augment:train")["mentions"] = "generated"
+
+
+@variant("+word dropout", "… each sub-word read as UNK with probability 0.1 in training")
+def _word_dropout(tree: dict) -> None:
+    _dialogue(tree)
+    tree["student"]["word_dropout"] = 0.1
 
 
 @variant("default", "the current default config, unchanged")
@@ -124,7 +124,40 @@ def main() -> None:
         "|---|---|---:|" + "---:|" * len(languages) + "---:|---:|",
         *rows,
     ]
+    body += ["", fit_table(args.teacher_run)]
     write_section("quickstart-ab", "\n".join(body))
+
+
+def fit_table(run: Path) -> str:
+    """Teacher and student of one run scored on the labeled train split and on dev: fit vs generalisation."""
+    from xtremedistil.config import RunConfig
+    from xtremedistil.data.sources import load_labeled_all
+    from xtremedistil.evaluate import markdown_table
+    from xtremedistil.pipeline import evaluate_tagger, evaluate_teacher
+    from xtremedistil.progress import SilentReporter
+    from xtremedistil.student.saved import load_student
+    from xtremedistil.teacher.model import load_teacher
+
+    config = RunConfig.model_validate(tomllib.loads((run / "config.toml").read_text(encoding="utf-8")))
+    corpus = load_labeled_all(config.data.labeled, seed=config.seed)
+    teacher, student = load_teacher(run / "teacher"), load_student(run / "student")
+    splits = ("train", "dev")
+    scores = {"teacher": evaluate_teacher(teacher, corpus, SilentReporter(), splits=splits)}
+    scores["student"] = evaluate_tagger(
+        lambda b: student.student(b).logits,
+        student.meta["labels"],
+        student.tokenizer,
+        student.max_length,
+        corpus,
+        SilentReporter(),
+        name="student",
+        splits=splits,
+    )
+    table = {f"{who} {split}": scores[who][split] for split in splits for who in ("teacher", "student")}
+    return (
+        f"Fit against generalisation: the teacher and the student of `{run}` scored on the labeled train "
+        "split they were trained on and on dev (F1).\n\n" + markdown_table(table)
+    )
 
 
 if __name__ == "__main__":
