@@ -72,7 +72,9 @@ def main() -> None:
         provenance(time.perf_counter() - start),
         f"The trained student of `{args.run}` (its vocabulary: {len(kept):,} of "
         f"{len(saved_map):,} teacher sub-words), its weights unchanged, scored on the run's dev split "
-        "with unseen sub-words read as UNK and as their nearest kept neighbour (`student.unknown`).\n",
+        "with unseen sub-words read as UNK and as their nearest kept neighbour (`student.unknown`). "
+        f'The run itself used `unknown = "{config.student.unknown}"` while its steps were selected on '
+        "dev, which favours that reading (the 48-dimension map when `nearest`).\n",
         markdown_table(results),
         "\n| search dims | seconds for the map |\n|---:|---:|",
         *rows,
