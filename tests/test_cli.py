@@ -39,3 +39,22 @@ def test_config_default_and_show(capsys):
 def test_predict_missing_model_is_an_error(tmp_path, capsys):
     assert main(["predict", str(tmp_path), "hello"]) == 2
     assert "not a saved student folder" in capsys.readouterr().err
+
+
+def test_find_teacher_folder_follows_a_reused_teacher(tmp_path):
+    from xtremedistil.pipeline import find_teacher_folder
+    from xtremedistil.teacher.model import META_FILE
+
+    first = tmp_path / "first"
+    (first / "teacher").mkdir(parents=True)
+    (first / "teacher" / META_FILE).write_text("{}")
+    second, third = tmp_path / "second", tmp_path / "third"
+    for run, reused in ((second, first), (third, second)):
+        run.mkdir()
+        (run / "config.toml").write_text(f'[teacher]\nrun = "{reused}"\n')
+    assert find_teacher_folder(first) == first / "teacher"
+    assert find_teacher_folder(third) == first / "teacher"  # a chain of reuse ends at the trained one
+    assert find_teacher_folder(first / "teacher") == first / "teacher"
+    assert (
+        find_teacher_folder(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+    )  # left for the loader to refuse
