@@ -196,11 +196,10 @@ def build_student(config: RunConfig, prepared: Prepared) -> BiLSTMStudent:
     )
     torch.manual_seed(student_seed(config))
     student = BiLSTMStudent(student_config, kept)
+    table = teacher.model.get_input_embeddings().weight  # the fine-tuned teacher's
     if config.student.init == "svd":
-        table = teacher.model.get_input_embeddings().weight
         init_embedding_svd(student, table, teacher.tokenizer.unk_token_id)
     if config.student.unknown == "nearest":
-        table = teacher.model.get_input_embeddings().weight
         student.set_backoff(nearest_kept(table, kept, exclude=teacher.tokenizer.all_special_ids))
     return student
 
