@@ -12,18 +12,15 @@ import time
 import tomllib
 from pathlib import Path
 
-import torch
-
 from results import provenance, write_section
 from xtremedistil.config import RunConfig
 from xtremedistil.data.sources import load_labeled_all
 from xtremedistil.evaluate import markdown_table
-from xtremedistil.pipeline import evaluate_tagger
+from xtremedistil.pipeline import evaluate_model, find_teacher_folder
 from xtremedistil.progress import SilentReporter
-from xtremedistil.student.model import UNK, nearest_kept
+from xtremedistil.student.model import nearest_kept
 from xtremedistil.student.saved import load_student
 from xtremedistil.teacher.model import load_teacher
-from xtremedistil.teacher.train import teacher_dir
 from xtremedistil.training import setup_torch
 
 
@@ -38,25 +35,14 @@ def main() -> None:
     corpus = load_labeled_all(config.data.labeled, seed=config.seed)
     predictor = load_student(args.run / "student")
     student = predictor.student
-    teacher = load_teacher(teacher_dir(config.teacher.run or args.run))
+    teacher = load_teacher(find_teacher_folder(args.run))
     table = teacher.model.get_input_embeddings().weight
     kept = student.kept_ids.numpy()
 
     def dev_scores() -> dict:
-        return evaluate_tagger(
-            lambda b: student(b).logits,
-            predictor.meta["labels"],
-            predictor.tokenizer,
-            predictor.max_length,
-            corpus,
-            SilentReporter(),
-            name="student",
-            splits=("dev",),
-        )["dev"]
+        return evaluate_model(predictor, corpus, SilentReporter(), splits=("dev",))["dev"]
 
-    saved_map = student.id_map.clone()
-    unkept = ~torch.isin(torch.arange(len(saved_map)), student.kept_ids)
-    student.id_map[unkept] = UNK
+    student.clear_backoff()
     results = {"UNK (paper)": dev_scores()}
     rows = []
     for dim in args.dims:
@@ -66,12 +52,11 @@ def main() -> None:
         student.set_backoff(nearest)
         results[f"nearest, {dim} dims"] = dev_scores()
         rows.append(f"| {dim} | {seconds:.1f} |")
-    student.id_map.copy_(saved_map)
     body = [
         "## Unseen sub-words: UNK or nearest kept neighbour (dev)\n",
         provenance(time.perf_counter() - start),
         f"The trained student of `{args.run}` (its vocabulary: {len(kept):,} of "
-        f"{len(saved_map):,} teacher sub-words), its weights unchanged, scored on the run's dev split "
+        f"{student.config.teacher_vocab_size:,} teacher sub-words), its weights unchanged, scored on the run's dev split "
         "with unseen sub-words read as UNK and as their nearest kept neighbour (`student.unknown`). "
         f'The run itself used `unknown = "{config.student.unknown}"` while its steps were selected on '
         "dev, which favours that reading (the 48-dimension map when `nearest`).\n",

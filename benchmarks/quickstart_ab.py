@@ -20,7 +20,13 @@ from typing import Any
 import tomli_w
 
 from results import provenance, run_cli, write_section
-from xtremedistil.config import default_config_text
+from xtremedistil.config import RunConfig, default_config_text
+from xtremedistil.data.sources import load_labeled_all
+from xtremedistil.evaluate import markdown_table
+from xtremedistil.pipeline import evaluate_model, find_teacher_folder
+from xtremedistil.progress import SilentReporter
+from xtremedistil.student.saved import load_student
+from xtremedistil.teacher.model import load_teacher
 
 # name -> (what it changes, a function editing the default config tree)
 VARIANTS: dict[str, tuple[str, Any]] = {}
@@ -85,17 +91,12 @@ def main() -> None:
         raise SystemExit(f"{args.teacher_run} has no fine-tuned teacher; run benchmarks/quickstart.py first")
     start = time.perf_counter()
     base = tomllib.loads(default_config_text("ner"))
-    rows, results, trees = [], {}, {}
+    rows, results = [], {}
     for name in args.only or list(VARIANTS):
         description, edit = VARIANTS[name]
         tree = json.loads(json.dumps(base))
         edit(tree)
         tree["teacher"]["run"] = str(args.teacher_run)
-        same = next((other for other, t in trees.items() if t == tree), None)
-        if same is not None:  # e.g. the default is one of the variants: say so, do not rerun it
-            rows.append(f"| {name} | {description} (= {same}) | | | | | | |")
-            continue
-        trees[name] = tree
         # variants with the same transfer text share one teacher cache
         data_key = hashlib.sha256(json.dumps(tree["data"], sort_keys=True).encode()).hexdigest()[:10]
         tree.setdefault("cache", {})["dir"] = str(args.output / f"cache-{data_key}")
@@ -130,29 +131,14 @@ def main() -> None:
 
 def fit_table(run: Path) -> str:
     """Teacher and student of one run scored on the labeled train split and on dev: fit vs generalisation."""
-    from xtremedistil.config import RunConfig
-    from xtremedistil.data.sources import load_labeled_all
-    from xtremedistil.evaluate import markdown_table
-    from xtremedistil.pipeline import evaluate_tagger, evaluate_teacher
-    from xtremedistil.progress import SilentReporter
-    from xtremedistil.student.saved import load_student
-    from xtremedistil.teacher.model import load_teacher
-
     config = RunConfig.model_validate(tomllib.loads((run / "config.toml").read_text(encoding="utf-8")))
     corpus = load_labeled_all(config.data.labeled, seed=config.seed)
-    teacher, student = load_teacher(run / "teacher"), load_student(run / "student")
     splits = ("train", "dev")
-    scores = {"teacher": evaluate_teacher(teacher, corpus, SilentReporter(), splits=splits)}
-    scores["student"] = evaluate_tagger(
-        lambda b: student.student(b).logits,
-        student.meta["labels"],
-        student.tokenizer,
-        student.max_length,
-        corpus,
-        SilentReporter(),
-        name="student",
-        splits=splits,
-    )
+    teacher = load_teacher(find_teacher_folder(run))
+    scores = {
+        "teacher": evaluate_model(teacher, corpus, SilentReporter(), splits=splits),
+        "student": evaluate_model(load_student(run / "student"), corpus, SilentReporter(), splits=splits),
+    }
     table = {f"{who} {split}": scores[who][split] for split in splits for who in ("teacher", "student")}
     return (
         f"Fit against generalisation: the teacher and the student of `{run}` scored on the labeled train "

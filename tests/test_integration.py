@@ -8,7 +8,7 @@ import torch
 from xtremedistil.config import config_from_dict
 from xtremedistil.data.embedded import load_embedded_all
 from xtremedistil.data.readers import limit_corpus
-from xtremedistil.pipeline import evaluate_teacher
+from xtremedistil.pipeline import evaluate_model
 from xtremedistil.progress import SilentReporter
 from xtremedistil.teacher.train import fine_tune_teacher
 
@@ -34,6 +34,6 @@ def test_real_teacher_fine_tunes_on_embedded_sentences(tmp_path):
     assert losses[1] < losses[0]  # a few steps of real fine-tuning lower the loss
     folder = teacher.save(tmp_path / "teacher")
     assert (folder / "model.safetensors").stat().st_size > 400e6  # the whole 117.7M-parameter model
-    results = evaluate_teacher(teacher, corpus, SilentReporter(), splits=("test",))
+    results = evaluate_model(teacher, corpus, SilentReporter(), splits=("test",))
     assert set(results["test"]["languages"]) == {"en", "ja", "zh"}
     assert 0.0 <= results["test"]["mean_f1"] <= 100.0

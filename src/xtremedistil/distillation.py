@@ -24,9 +24,10 @@ from xtremedistil.data.sources import load_labeled_all, load_transfer
 from xtremedistil.io import atomic_path, read_json, write_json
 from xtremedistil.pipeline import (
     describe_corpus,
-    evaluate_teacher,
+    evaluate_model,
     obtain_teacher,
     prepare_run_dir,
+    teacher_folder,
     update_metrics,
 )
 from xtremedistil.progress import Reporter, SilentReporter
@@ -46,7 +47,7 @@ from xtremedistil.tasks.base import Encoded
 from xtremedistil.tasks.ner import NerTask
 from xtremedistil.teacher.convert import sha256_file
 from xtremedistil.teacher.model import Teacher
-from xtremedistil.teacher.train import evaluate_sentences, teacher_dir
+from xtremedistil.teacher.train import evaluate_sentences
 from xtremedistil.training import setup_torch
 
 STUDENT_DIR = "student"
@@ -103,10 +104,7 @@ class Prepared:
 
 
 def _teacher_sha(config: RunConfig, run_dir: Path) -> str:
-    folder = teacher_dir(Path(config.teacher.run)) if config.teacher.run else teacher_dir(run_dir)
-    if not (folder / "model.safetensors").is_file():
-        folder = Path(config.teacher.run or folder)
-    return sha256_file(folder / "model.safetensors")
+    return sha256_file(teacher_folder(config, run_dir) / "model.safetensors")
 
 
 def prepare(config: RunConfig, run_dir: Path, reporter: Reporter) -> Prepared:
@@ -314,7 +312,7 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
     prepared = prepare(config, run_dir, reporter)
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
     if "teacher" not in metrics:
-        teacher_results = evaluate_teacher(
+        teacher_results = evaluate_model(
             prepared.teacher,
             prepared.corpus,
             reporter,
@@ -383,7 +381,7 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
 
     run_dir = Path(config.output_dir)
     corpus = load_labeled_all(config.data.labeled, seed=config.seed)
-    finished = teacher_dir(Path(config.teacher.run)) if config.teacher.run else teacher_dir(run_dir)
+    finished = teacher_folder(config, run_dir)
     note = ""
     if (finished / META_FILE).is_file():
         teacher = load_teacher(finished)

@@ -26,7 +26,7 @@ from xtremedistil.distillation import (
 )
 from xtremedistil.errors import ConfigError
 from xtremedistil.io import read_json, write_json, write_text
-from xtremedistil.pipeline import evaluate_teacher
+from xtremedistil.pipeline import evaluate_model
 from xtremedistil.progress import Reporter, SilentReporter
 from xtremedistil.speed import measure_model, parameter_counts
 from xtremedistil.student.distil import DevSet, Pool
@@ -180,7 +180,7 @@ class Experiment:
     def teacher_scores(self, cell: Cell, config: RunConfig, prepared: Prepared) -> dict[str, Any]:
         path = Path(config.output_dir) / "teacher_scores.json"
         if not path.is_file():
-            write_json(path, evaluate_teacher(prepared.teacher, prepared.corpus, self.reporter))
+            write_json(path, evaluate_model(prepared.teacher, prepared.corpus, self.reporter))
         return read_json(path)
 
     def run_cell(self, cell: Cell) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xtremedistil.batching import SpecialIds
 from xtremedistil.config import RunConfig, config_to_toml
@@ -19,6 +19,9 @@ from xtremedistil.tasks.ner import NerTask
 from xtremedistil.teacher.model import META_FILE, Teacher, load_teacher
 from xtremedistil.teacher.train import evaluate_sentences, fine_tune_teacher, teacher_dir
 from xtremedistil.training import setup_torch
+
+if TYPE_CHECKING:
+    from xtremedistil.student.saved import StudentPredictor
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.json"
@@ -67,9 +70,7 @@ def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: R
     """The fine-tuned teacher: a given run's, this run's finished one (resume), or a new fine-tuning."""
     labels = NerTask(corpus.labels()).labels
     if config.teacher.run:
-        source = teacher_dir(Path(config.teacher.run))
-        if not (source / META_FILE).is_file():
-            source = Path(config.teacher.run)
+        source = teacher_folder(config, run_dir)
         teacher = load_teacher(source)
         reporter.info(f"teacher: reusing {source}")
     elif (teacher_dir(run_dir) / META_FILE).is_file():
@@ -89,8 +90,8 @@ def _without_evaluations(history: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in history.items() if k != "evaluations"}
 
 
-def evaluate_teacher(
-    teacher: Teacher,
+def evaluate_model(
+    model: Teacher | StudentPredictor,
     corpus: Corpus,
     reporter: Reporter,
     *,
@@ -98,34 +99,13 @@ def evaluate_teacher(
     scheme: str = "strict-word",
     batch_size: int = 64,
 ) -> dict[str, Any]:
-    return evaluate_tagger(
-        lambda b: teacher(b).logits,
-        teacher.labels,
-        teacher.tokenizer,
-        teacher.meta.get("max_length", 128),
-        corpus,
-        reporter,
-        name="teacher",
-        splits=splits,
-        scheme=scheme,
-        batch_size=batch_size,
-    )
-
-
-def evaluate_tagger(
-    forward: Any,
-    labels: list[str],
-    tokenizer: Any,
-    max_length: int,
-    corpus: Corpus,
-    reporter: Reporter,
-    *,
-    name: str,
-    splits: tuple[str, ...] = ("dev", "test"),
-    scheme: str = "strict-word",
-    batch_size: int = 64,
-) -> dict[str, Any]:
-    """Per-language scores of a token tagger (teacher or student: ``forward(batch) -> logits``)."""
+    """Per-language scores of a fine-tuned teacher or a loaded student on the corpus's ``splits``."""
+    if isinstance(model, Teacher):
+        name, labels, tokenizer = "teacher", model.labels, model.tokenizer
+        forward, max_length = (lambda b: model(b).logits), model.meta.get("max_length", 128)
+    else:
+        name, labels, tokenizer = "student", list(model.meta["labels"]), model.tokenizer
+        forward, max_length = (lambda b: model.student(b).logits), model.max_length
     task = NerTask.from_labels(labels)
     special = SpecialIds.from_tokenizer(tokenizer)
     results = {}
@@ -157,7 +137,7 @@ def run_teacher(config: RunConfig, reporter: Reporter | None = None) -> dict[str
     corpus = load_labeled_all(config.data.labeled, seed=config.seed)
     reporter.info(f"data: {describe_corpus(corpus)}")
     teacher = obtain_teacher(config, corpus, run_dir, reporter)
-    results = evaluate_teacher(
+    results = evaluate_model(
         teacher, corpus, reporter, scheme=config.evaluation.scheme, batch_size=config.evaluation.batch_size
     )
     metrics = update_metrics(
@@ -193,6 +173,11 @@ def find_teacher_folder(path: Path) -> Path:
     return path
 
 
+def teacher_folder(config: RunConfig, run_dir: Path) -> Path:
+    """Where a run's fine-tuned teacher is (or will be): the one it reuses (``teacher.run``) or its own."""
+    return find_teacher_folder(Path(config.teacher.run)) if config.teacher.run else teacher_dir(run_dir)
+
+
 def evaluate_model_dir(
     model_dir: Path,
     data: str,
@@ -214,19 +199,15 @@ def evaluate_model_dir(
     source = LabeledSource(source=data, lang=lang, languages=languages.split(",") if languages else None)
     corpus = load_labeled_all([source])
     if not teacher and student_folder(model_dir) is not None:
-        predictor = open_predictor(model_dir)
-        name, labels, tokenizer = "student", list(predictor.meta["labels"]), predictor.tokenizer
-        forward, max_length = (lambda b: predictor.student(b).logits), predictor.max_length
+        model: Teacher | StudentPredictor = open_predictor(model_dir)
+        name, labels = "student", model.meta["labels"]
     else:
         model = load_teacher(find_teacher_folder(Path(model_dir)))
-        name, labels, tokenizer = "teacher", model.labels, model.tokenizer
-        forward, max_length = (lambda b: model(b).logits), model.meta.get("max_length", 128)
+        name, labels = "teacher", model.labels
     missing = sorted(set(NerTask(corpus.labels()).labels) - set(labels))
     if missing:
         raise XtremeDistilError(f"the data has labels {missing} that the {name} does not predict")
-    results = evaluate_tagger(
-        forward, labels, tokenizer, max_length, corpus, reporter, name=name, splits=(split,), scheme=scheme
-    )
+    results = evaluate_model(model, corpus, reporter, splits=(split,), scheme=scheme)
     if split not in results:
         raise XtremeDistilError(f"the data has no {split!r} split", path=data)
     if output is not None:

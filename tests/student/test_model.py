@@ -89,6 +89,9 @@ def test_backoff_maps_unkept_ids_and_survives_save_and_load(tiny_tokenizer, tmp_
     assert student.has_backoff()
     with pytest.raises(ValueError, match="kept teacher ids"):
         student.set_backoff(np.full(len(tiny_tokenizer), 8))
+    student.clear_backoff()
+    assert student.student_ids(torch.tensor([7, 9, 8, 3])).tolist() == [2, 3, UNK, UNK]
+    student.set_backoff(nearest)
     folder = save_student(student, tiny_tokenizer, LABELS, tmp_path / "student", {"max_length": 16})
     loaded = load_student(folder).student
     assert torch.equal(loaded.id_map, student.id_map)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 
 from xtremedistil.config import config_from_dict
-from xtremedistil.pipeline import evaluate_teacher
+from xtremedistil.pipeline import evaluate_model
 from xtremedistil.progress import SilentReporter
 from xtremedistil.teacher.model import RowSubsetEmbedding, load_teacher, new_teacher
 from xtremedistil.teacher.train import fine_tune_teacher
@@ -27,7 +27,7 @@ def test_fine_tuning_learns_the_toy_task_and_saves_a_loadable_folder(tiny_bert_d
     folder = teacher.save(tmp_path / "teacher")
     loaded = load_teacher(folder)
     assert loaded.labels == teacher.labels
-    results = evaluate_teacher(loaded, toy_corpus, SilentReporter(), splits=("dev",))
+    results = evaluate_model(loaded, toy_corpus, SilentReporter(), splits=("dev",))
     assert abs(results["dev"]["mean_f1"] - history["best_dev_mean_f1"]) < 1e-6  # selected weights were saved
 
 

@@ -128,6 +128,10 @@ class BiLSTMStudent(nn.Module):
     def trainable_groups(self) -> list[str]:
         return [n for n, m in self.layer_groups().items() if any(p.requires_grad for p in m.parameters())]
 
+    def unkept(self) -> torch.Tensor:
+        """(teacher vocab,) bool: the teacher ids outside the kept vocabulary."""
+        return ~torch.isin(torch.arange(len(self.id_map)), self.kept_ids)
+
     def set_backoff(self, nearest: np.ndarray) -> None:
         """Read every teacher id the student does not keep as the kept id ``nearest[id]`` (a teacher id)
         instead of UNK. Kept ids, padding and the teacher's specials are left as they are."""
@@ -138,11 +142,15 @@ class BiLSTMStudent(nn.Module):
             )
         if not bool(torch.isin(nearest, self.kept_ids).all()):
             raise ValueError("the backoff map must point at kept teacher ids")
-        unkept = ~torch.isin(torch.arange(len(nearest)), self.kept_ids)
+        unkept = self.unkept()
         self.id_map[unkept] = self.id_map[nearest][unkept]
 
+    def clear_backoff(self) -> None:
+        """Unkept teacher ids read UNK again (the paper's behaviour)."""
+        self.id_map[self.unkept()] = UNK
+
     def has_backoff(self) -> bool:
-        return int((self.id_map == UNK).sum()) < self.config.teacher_vocab_size - len(self.kept_ids)
+        return bool((self.id_map[self.unkept()] != UNK).any())
 
     # --- forward ------------------------------------------------------------------------------------
     def student_ids(self, teacher_ids: torch.Tensor) -> torch.Tensor:
@@ -208,9 +216,9 @@ def nearest_kept(
     student can read a sub-word it never saw as its nearest known neighbour rather than as UNK.
 
     The search runs in the top-``dim`` SVD subspace of the kept rows, in cache-sized blocks with a running
-    maximum: 250k x 35k in the full 384 dimensions, scores materialised, took ~45 s on 2 cores; this takes
-    ~10 s (dim 48 scored best of 24/48/128 on the quickstart's dev set). Ids in ``exclude`` (the specials)
-    are never a target. Kept ids map to themselves."""
+    maximum instead of one (teacher vocab x kept) score matrix; ``benchmarks/backoff.py`` times it and
+    compares search dimensions on dev. Ids in ``exclude`` (the specials) are never a target. Kept ids map
+    to themselves."""
     table = teacher_table.detach().float()
     kept = np.asarray(kept_ids, dtype=np.int64)
     targets = kept[~np.isin(kept, np.asarray(exclude, dtype=np.int64))]
