@@ -1,5 +1,6 @@
-"""Unseen sub-words read as UNK (the paper) or as their nearest kept neighbour (our default): the same
-trained student of a finished run, scored on the run's *dev* split both ways. Writes a section of
+"""Unseen sub-words read as UNK (the paper) or as their nearest kept neighbour (our default; also restricted
+to neighbours of the same piece shape): the same trained student of a finished run, scored on the run's
+*dev* split each way. Writes a section of
 docs/RESULTS.md.
 
     python benchmarks/backoff.py RUN_DIR [--dims 24 48 128]
@@ -18,7 +19,7 @@ from xtremedistil.data.sources import load_labeled_all
 from xtremedistil.evaluate import markdown_table
 from xtremedistil.pipeline import evaluate_model, find_teacher_folder
 from xtremedistil.progress import SilentReporter
-from xtremedistil.student.model import nearest_kept
+from xtremedistil.student.model import nearest_kept, piece_shapes
 from xtremedistil.student.saved import load_student
 from xtremedistil.teacher.model import load_teacher
 from xtremedistil.training import setup_torch
@@ -52,6 +53,13 @@ def main() -> None:
         student.set_backoff(nearest)
         results[f"nearest, {dim} dims"] = dev_scores()
         rows.append(f"| {dim} | {seconds:.1f} |")
+    # the same search restricted to neighbours of the same piece shape (word start x case): keeps the cue
+    # that an unseen piece is a capitalised word start, at the cost of a less similar neighbour
+    tokens = teacher.tokenizer.convert_ids_to_tokens(list(range(table.shape[0])))
+    shapes = piece_shapes([token or "" for token in tokens])
+    exclude = teacher.tokenizer.all_special_ids
+    student.set_backoff(nearest_kept(table, kept, exclude=exclude, groups=shapes))
+    results["nearest of the same shape, 48 dims"] = dev_scores()
     body = [
         "## Unseen sub-words: UNK or nearest kept neighbour (dev)\n",
         provenance(time.perf_counter() - start),

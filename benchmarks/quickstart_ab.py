@@ -90,6 +90,12 @@ def _logit4(tree: dict) -> None:
     tree["distil"]["logit_epochs"], tree["distil"]["representation_epochs"] = 4, 2
 
 
+@variant("+repr epochs 6", "… 6 representation epochs instead of 4")
+def _repr6(tree: dict) -> None:
+    _dialogue(tree)
+    tree["distil"]["representation_epochs"] = 6
+
+
 @variant("+select on F1", "… each step keeps the weights of its best dev F1, not its best dev objective")
 def _select_f1(tree: dict) -> None:
     _dialogue(tree)

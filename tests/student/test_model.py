@@ -18,6 +18,7 @@ from xtremedistil.student.model import (
     build_vocabulary,
     init_embedding_svd,
     nearest_kept,
+    piece_shapes,
     svd_embedding,
 )
 from xtremedistil.student.saved import entities_from_tags, load_student, save_student
@@ -77,6 +78,21 @@ def test_nearest_kept_backs_off_to_the_most_similar_kept_row():
     assert nearest[12] == 20 and nearest[13] == 31
     assert nearest[14] != 3 and set(nearest) <= {5, 9, 20, 31} | {3}
     assert nearest[kept].tolist() == kept.tolist()  # kept ids map to themselves (3 included)
+
+
+def test_nearest_kept_within_groups_prefers_the_same_piece_shape():
+    tokens = ["<s>", "▁Paris", "▁paris", "ris", "Ris", "▁42", "▁Rome", "x"]
+    assert piece_shapes(tokens).tolist() == [2, 3, 4, 1, 0, 5, 3, 1]
+    rng = np.random.default_rng(1)
+    table = torch.from_numpy(rng.normal(size=(8, 8)).astype(np.float32))
+    table[1] = table[2] + 0.01  # ▁Paris is almost ▁paris, but ▁Rome is the only kept capitalised word start
+    table[4] = table[3]  # Ris: no kept piece of its shape, so it falls back to the most similar of any shape
+    kept = np.array([2, 3, 6])
+    plain = nearest_kept(table, kept, dim=8)
+    grouped = nearest_kept(table, kept, dim=8, groups=piece_shapes(tokens))
+    assert plain[1] == 2 and grouped[1] == 6
+    assert plain[4] == grouped[4] == 3
+    assert grouped[kept].tolist() == kept.tolist()
 
 
 def test_backoff_maps_unkept_ids_and_survives_save_and_load(tiny_tokenizer, tmp_path):

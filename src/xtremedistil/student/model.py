@@ -205,12 +205,25 @@ def init_embedding_svd(student: BiLSTMStudent, teacher_table: torch.Tensor, unk_
         weight[UNK, : len(unk)] = torch.from_numpy(unk)
 
 
+def piece_shapes(tokens: Sequence[str]) -> np.ndarray:
+    """A shape class per sub-word piece: word-start (SentencePiece ``▁``) or continuation, times a first
+    character that is upper-case, lower-case or neither (digits, punctuation, CJK). Backing off within a
+    class keeps the cues a name gives away: ``▁Drake`` reads as a capitalised word start, not ``▁drago``."""
+    out = np.empty(len(tokens), dtype=np.int8)
+    for i, token in enumerate(tokens):
+        core = token.removeprefix("▁")
+        case = 0 if core[:1].isupper() else 1 if core[:1].islower() else 2
+        out[i] = case + (3 if len(core) < len(token) else 0)
+    return out
+
+
 def nearest_kept(
     teacher_table: torch.Tensor,
     kept_ids: np.ndarray,
     exclude: Sequence[int] = (),
     dim: int = 48,
     block: int = 2048,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """For every teacher id, the kept teacher id whose input embedding is most similar (cosine), so the
     student can read a sub-word it never saw as its nearest known neighbour rather than as UNK.
@@ -218,7 +231,8 @@ def nearest_kept(
     The search runs in the top-``dim`` SVD subspace of the kept rows, in cache-sized blocks with a running
     maximum instead of one (teacher vocab x kept) score matrix; ``benchmarks/backoff.py`` times it and
     compares search dimensions on dev. Ids in ``exclude`` (the specials) are never a target. Kept ids map
-    to themselves."""
+    to themselves. With ``groups`` (teacher id -> group, e.g. :func:`piece_shapes`), a neighbour of the
+    same group is always preferred; another group's is taken only when no kept id has the query's group."""
     table = teacher_table.detach().float()
     kept = np.asarray(kept_ids, dtype=np.int64)
     targets = kept[~np.isin(kept, np.asarray(exclude, dtype=np.int64))]
@@ -231,13 +245,18 @@ def nearest_kept(
         return F.normalize(rows @ basis_t, dim=-1)
 
     keys = unit(table[torch.as_tensor(targets)]).T.contiguous()  # (dim, K)
+    group = None if groups is None else torch.as_tensor(np.asarray(groups, dtype=np.int64))
     out = torch.empty(table.shape[0], dtype=torch.long)
     for start in range(0, table.shape[0], block):
         queries = unit(table[start : start + block])
-        best = torch.full((len(queries),), -2.0)
+        best = torch.full((len(queries),), -5.0)
         arg = torch.zeros(len(queries), dtype=torch.long)
         for col in range(0, keys.shape[1], block):
-            value, index = (queries @ keys[:, col : col + block]).max(dim=1)
+            scores = queries @ keys[:, col : col + block]
+            if group is not None:  # cosines lie in [-1, 1]: a penalty of 3 ranks every other group last
+                key_group = group[torch.as_tensor(targets[col : col + block])]
+                scores -= 3.0 * (group[start : start + block, None] != key_group[None, :])
+            value, index = scores.max(dim=1)
             better = value > best
             best, arg = torch.where(better, value, best), torch.where(better, index + col, arg)
         out[start : start + block] = arg
