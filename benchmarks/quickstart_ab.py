@@ -76,34 +76,39 @@ def _generated(tree: dict) -> None:
     source(tree, "augment:train")["mentions"] = "generated"
 
 
-@variant("+word dropout", "… each sub-word read as UNK with probability 0.1 in training")
-def _word_dropout(tree: dict) -> None:
-    _dialogue(tree)
-    tree["student"]["word_dropout"] = 0.1
+def _dialogue_with(section: str, **values: Any):
+    """An edit: the "+dialogue en/ja/zh" config with some keys of one section changed."""
+
+    def edit(tree: dict) -> None:
+        _dialogue(tree)
+        tree[section].update(values)
+
+    return edit
 
 
-@variant("+logit epochs 3", "… 3 epochs per logit-stage step instead of 2")
-def _logit3(tree: dict) -> None:
-    _dialogue(tree)
-    tree["distil"]["logit_epochs"] = 3
-
-
-@variant("+logit 4 repr 2", "… 4 epochs per logit-stage step, 2 representation epochs instead of 4")
-def _logit4(tree: dict) -> None:
-    _dialogue(tree)
-    tree["distil"]["logit_epochs"], tree["distil"]["representation_epochs"] = 4, 2
-
-
-@variant("+repr epochs 6", "… 6 representation epochs instead of 4")
-def _repr6(tree: dict) -> None:
-    _dialogue(tree)
-    tree["distil"]["representation_epochs"] = 6
-
-
-@variant("+select on F1", "… each step keeps the weights of its best dev F1, not its best dev objective")
-def _select_f1(tree: dict) -> None:
-    _dialogue(tree)
-    tree["distil"]["select_on"] = "f1"
+for _name, _description, _section, _values in [
+    (
+        "+word dropout",
+        "… each sub-word read as UNK with probability 0.1 in training",
+        "student",
+        {"word_dropout": 0.1},
+    ),
+    ("+logit epochs 3", "… 3 epochs per logit-stage step instead of 2", "distil", {"logit_epochs": 3}),
+    (
+        "+logit 4 repr 2",
+        "… 4 epochs per logit-stage step, 2 representation epochs instead of 4",
+        "distil",
+        {"logit_epochs": 4, "representation_epochs": 2},
+    ),
+    ("+repr epochs 6", "… 6 representation epochs instead of 4", "distil", {"representation_epochs": 6}),
+    (
+        "+select on F1",
+        "… each step keeps the weights of its best dev F1, not its best dev objective",
+        "distil",
+        {"select_on": "f1"},
+    ),
+]:
+    variant(_name, _description)(_dialogue_with(_section, **_values))
 
 
 def _english(tree: dict, sentences: int) -> None:
