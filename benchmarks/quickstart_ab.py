@@ -19,9 +19,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-import tomli_w
-
-from results import provenance, run_cli, write_section
+from results import distil_tree, provenance, write_section
 from xtremedistil.config import RunConfig, default_config_text
 from xtremedistil.data.sources import load_labeled_all
 from xtremedistil.evaluate import markdown_table
@@ -176,11 +174,7 @@ def main() -> None:
                 if args.skip_missing_seeds and not (folder / "metrics.json").is_file():
                     devs.append(None)
                     continue
-            folder.mkdir(parents=True, exist_ok=True)
-            config = folder.with_suffix(".toml")
-            config.write_text(tomli_w.dumps(tree), encoding="utf-8")
-            run_cli(["distil", str(config), "--output", str(folder)], folder.with_suffix(".log"))
-            metrics = json.loads((folder / "metrics.json").read_text())
+            metrics = distil_tree(tree, folder)
             devs.append(metrics["student"]["dev"])
             minutes.append(sum(stage["seconds"] for stage in metrics["stages"]) / 60)
         ran = [d for d in devs if d is not None]

@@ -15,9 +15,7 @@ import tomllib
 from pathlib import Path
 from statistics import mean, stdev
 
-import tomli_w
-
-from results import provenance, run_cli, write_section
+from results import distil_tree, provenance, write_section
 
 
 def main() -> None:
@@ -36,15 +34,12 @@ def main() -> None:
     runs = {base_seed: args.run}
     for seed in args.seeds:
         folder = args.output / f"seed{seed}"
-        folder.mkdir(parents=True, exist_ok=True)
         variant = json.loads(json.dumps(tree))
         variant["teacher"]["run"] = str(args.run)
         variant["cache"]["dir"] = str(args.run / "cache")  # same teacher and data: the cache is reused
         variant["distil"]["seed"] = seed
         variant["output_dir"] = str(folder)
-        config = folder.with_suffix(".toml")
-        config.write_text(tomli_w.dumps(variant), encoding="utf-8")
-        run_cli(["distil", str(config), "--output", str(folder)], folder.with_suffix(".log"))
+        distil_tree(variant, folder)
         runs[seed] = folder
     metrics = {seed: json.loads((run / "metrics.json").read_text()) for seed, run in runs.items()}
     teacher = metrics[base_seed]["teacher"]["test"]

@@ -13,6 +13,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -74,6 +75,20 @@ def run_cli(args: list[str], log: Path) -> tuple[float, float]:
         raise SystemExit(f"xtremedistil {' '.join(args)} failed with exit code {code}; see {log}")
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return seconds, peak_kb / 2**20
+
+
+def distil_tree(tree: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Write the config ``tree`` beside ``folder`` (``<folder>.toml``), run ``xtremedistil distil`` into
+    ``folder`` (resuming a finished run in seconds) and return its metrics.json."""
+    import json
+
+    import tomli_w
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder.with_suffix(".toml")
+    config.write_text(tomli_w.dumps(tree), encoding="utf-8")
+    run_cli(["distil", str(config), "--output", str(folder)], folder.with_suffix(".log"))
+    return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
 
 
 def verdict(value: float, target: float, higher_is_better: bool = True) -> str:

@@ -246,6 +246,7 @@ def nearest_kept(
 
     keys = unit(table[torch.as_tensor(targets)]).T.contiguous()  # (dim, K)
     group = None if groups is None else torch.as_tensor(np.asarray(groups, dtype=np.int64))
+    target_group = None if group is None else group[torch.as_tensor(targets)]
     out = torch.empty(table.shape[0], dtype=torch.long)
     for start in range(0, table.shape[0], block):
         queries = unit(table[start : start + block])
@@ -254,7 +255,7 @@ def nearest_kept(
         for col in range(0, keys.shape[1], block):
             scores = queries @ keys[:, col : col + block]
             if group is not None:  # cosines lie in [-1, 1]: a penalty of 3 ranks every other group last
-                key_group = group[torch.as_tensor(targets[col : col + block])]
+                key_group = target_group[col : col + block]
                 scores -= 3.0 * (group[start : start + block, None] != key_group[None, :])
             value, index = scores.max(dim=1)
             better = value > best
