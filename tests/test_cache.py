@@ -66,6 +66,21 @@ def test_cache_round_trip_matches_the_teacher_in_fp16(setup, tmp_path):
     assert isinstance(cache.window(0)[0], np.memmap) or isinstance(cache.window(0)[0].base, np.memmap)
 
 
+def test_batch_read_equals_the_stored_windows_across_shards(setup, tmp_path):
+    teacher, windows, spec = setup
+    cache = build_cache(teacher, windows, tmp_path / "c", spec, shard_size=6, batch_size=4)
+    rows = np.random.default_rng(0).permutation(len(windows))[:11]  # several shards, any order
+    width = max(len(windows[i]) for i in rows) + 5  # wider than needed: the tail stays zero
+    out = cache.outputs(rows, width)
+    for r, i in enumerate(rows):
+        h, z = cache.window(int(i))
+        assert torch.equal(out.hidden[r, 1 : len(h) + 1], torch.from_numpy(np.asarray(h, np.float32)))
+        assert torch.equal(out.logits[r, 1 : len(z) + 1], torch.from_numpy(np.asarray(z, np.float32)))
+        assert not out.hidden[r, 0].any() and not out.hidden[r, len(h) + 1 :].any()
+    logits_only = cache.outputs(rows, width, hidden=False)
+    assert logits_only.hidden is None and torch.equal(logits_only.logits, out.logits)
+
+
 def test_cache_resumes_after_interruption(setup, tmp_path):
     teacher, windows, spec = setup
     reference = build_cache(teacher, windows, tmp_path / "ref", spec, shard_size=6, batch_size=4)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -108,15 +109,43 @@ class TeacherCache:
         a, b = shard["offsets"][i % self.shard_size : i % self.shard_size + 2]
         return shard["hidden"][a:b], shard["logits"][a:b]
 
-    def outputs(self, indices: Sequence[int], width: int) -> TokenOutput:
-        """Teacher outputs laid out like ``collate``: row r, positions 1..T_r; zeros on specials/padding."""
-        hidden = torch.zeros(len(indices), width, self.hidden_size)
-        logits = torch.zeros(len(indices), width, int(self.manifest["num_labels"]))
-        for row, i in enumerate(indices):
-            h, z = self.window(int(i))
-            hidden[row, 1 : len(h) + 1] = torch.from_numpy(np.asarray(h, dtype=np.float32))
-            logits[row, 1 : len(z) + 1] = torch.from_numpy(np.asarray(z, dtype=np.float32))
-        return TokenOutput(logits=logits, hidden=hidden)
+    def outputs(self, indices: Sequence[int], width: int, *, hidden: bool = True) -> TokenOutput:
+        """Teacher outputs laid out like ``collate``: row r, positions 1..T_r; zeros on specials/padding.
+
+        One gather per shard and one scatter into the padded batch (no per-window copies); ``hidden=False``
+        skips the layer states for stages that read only the logits."""
+        indices = np.asarray(indices, dtype=np.int64)
+        shard_of, local = np.divmod(indices, self.shard_size)
+        starts, lengths = np.empty(len(indices), np.int64), np.empty(len(indices), np.int64)
+        for k in np.unique(shard_of):
+            rows = shard_of == k
+            offsets = self._shard(int(k))["offsets"]
+            starts[rows], lengths[rows] = (
+                offsets[local[rows]],
+                offsets[local[rows] + 1] - offsets[local[rows]],
+            )
+        # the token positions of each row inside its shard, rows in batch order
+        first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        token = np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - first
+        token_shard = np.repeat(shard_of, lengths)
+        place = torch.zeros(len(indices), width, dtype=torch.bool)
+        place[:, 1:] = torch.arange(1, width) <= torch.from_numpy(lengths).unsqueeze(1)
+        return TokenOutput(
+            logits=self._scatter("logits", token, token_shard, place),
+            hidden=self._scatter("hidden", token, token_shard, place) if hidden else None,
+        )
+
+    def _scatter(
+        self, name: str, token: np.ndarray, token_shard: np.ndarray, place: torch.Tensor
+    ) -> torch.Tensor:
+        dim = self.hidden_size if name == "hidden" else int(self.manifest["num_labels"])
+        values = np.empty((len(token), dim), dtype=np.float16)
+        for k in np.unique(token_shard):
+            at = token_shard == k
+            values[at] = self._shard(int(k))[name][token[at]]
+        out = torch.zeros(*place.shape, dim)
+        out[place] = torch.from_numpy(values).float()
+        return out
 
 
 def _shard_file(k: int, name: str) -> str:
@@ -133,8 +162,12 @@ def build_cache(
     batch_size: int = 64,
     reporter: Reporter | None = None,
     description: str = "cache teacher outputs",
+    on_logits: Callable[[int, np.ndarray], None] | None = None,
 ) -> TeacherCache:
-    """Run ``teacher`` over ``encoded`` once and store layer states and logits; resume if interrupted."""
+    """Run ``teacher`` over ``encoded`` once and store layer states and logits; resume if interrupted.
+
+    ``on_logits(i, logits)`` receives the full-precision logits (T, C) of every window computed in this call,
+    so a caller can score the teacher from the same forward pass instead of running it again."""
     reporter = reporter or SilentReporter()
     root = Path(root)
     data_sha = data_fingerprint(encoded)
@@ -153,7 +186,8 @@ def build_cache(
     with reporter.bar(description, total=remaining) as advance:
         for k in todo:
             windows = encoded[k * shard_size : (k + 1) * shard_size]
-            subwords = _write_shard(teacher, windows, root, k, spec.layer, special, batch_size, advance)
+            hook = None if on_logits is None else partial(_shifted, on_logits, k * shard_size)
+            subwords = _write_shard(teacher, windows, root, k, spec.layer, special, batch_size, advance, hook)
             manifest["shards"].append({"index": k, "windows": len(windows), "subwords": subwords})
             manifest["shards"].sort(key=lambda s: s["index"])
             write_json(root / MANIFEST, manifest)
@@ -163,6 +197,10 @@ def build_cache(
     manifest["complete"] = True
     write_json(root / MANIFEST, manifest)
     return TeacherCache(root)
+
+
+def _shifted(hook: Callable[[int, np.ndarray], None], first: int, i: int, logits: np.ndarray) -> None:
+    hook(first + i, logits)
 
 
 def _open_manifest(
@@ -205,6 +243,7 @@ def _write_shard(
     special: SpecialIds,
     batch_size: int,
     advance: Any,
+    on_logits: Callable[[int, np.ndarray], None] | None = None,
 ) -> int:
     lengths = np.array([len(w) for w in windows])
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -217,6 +256,8 @@ def _write_shard(
                 a, b = offsets[i], offsets[i + 1]
                 hidden[a:b] = out.hidden[row, 1 : b - a + 1].numpy()
                 logits[a:b] = out.logits[row, 1 : b - a + 1].numpy()
+                if on_logits is not None:
+                    on_logits(i, out.logits[row, 1 : b - a + 1].float().numpy())
             advance(len(batch))
     for name, array in (("hidden", hidden), ("logits", logits), ("offsets", offsets)):
         with atomic_path(root / _shard_file(k, name)) as tmp, open(tmp, "wb") as handle:

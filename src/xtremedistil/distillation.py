@@ -30,7 +30,7 @@ from xtremedistil.pipeline import (
     teacher_folder,
     update_metrics,
 )
-from xtremedistil.progress import Reporter, SilentReporter
+from xtremedistil.progress import Reporter, SilentReporter, Stopwatch
 from xtremedistil.segment import segmenter
 from xtremedistil.student.distil import DevSet, Pool, StageSettings, run_stage
 from xtremedistil.student.model import (
@@ -101,33 +101,39 @@ class Prepared:
     cache: TeacherCache
     dev: DevSet
     transfer_sentences: int
+    # the teacher's fp32 dev logits when this call ran it over dev (to score it without a second pass)
+    dev_logits: list[np.ndarray] | None = None
 
 
 def _teacher_sha(config: RunConfig, run_dir: Path) -> str:
     return sha256_file(teacher_folder(config, run_dir) / "model.safetensors")
 
 
-def prepare(config: RunConfig, run_dir: Path, reporter: Reporter) -> Prepared:
+def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwatch | None = None) -> Prepared:
     """Data, fine-tuned teacher, and the teacher caches (reused when teacher, layer and data match)."""
-    corpus = load_labeled_all(config.data.labeled, seed=config.seed)
+    watch = watch or Stopwatch()
+    with watch("labeled data"):
+        corpus = load_labeled_all(config.data.labeled, seed=config.seed)
     reporter.info(f"data: {describe_corpus(corpus)}")
-    teacher = obtain_teacher(config, corpus, run_dir, reporter)
+    with watch("teacher"):
+        teacher = obtain_teacher(config, corpus, run_dir, reporter)
     task = NerTask.from_labels(teacher.labels)
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
     max_length = int(teacher.meta.get("max_length", config.teacher.max_length))
 
-    transfer = load_transfer(
-        config.data.transfer,
-        corpus,
-        config.data.max_transfer,
-        seed=config.seed,
-        exclude_train=config.data.transfer_includes_train,
-        segment=segmenter(teacher.tokenizer),
-    )
-    train_enc, train_stats = task.encode(corpus.split("train"), teacher.tokenizer, max_length)
-    transfer_enc, transfer_stats = task.encode(transfer, teacher.tokenizer, max_length)
-    dev_sentences = corpus.split("dev")
-    dev_enc, _ = task.encode(dev_sentences, teacher.tokenizer, max_length)
+    with watch("transfer set"):
+        transfer = load_transfer(
+            config.data.transfer,
+            corpus,
+            config.data.max_transfer,
+            seed=config.seed,
+            exclude_train=config.data.transfer_includes_train,
+            segment=segmenter(teacher.tokenizer),
+        )
+        train_enc, train_stats = task.encode(corpus.split("train"), teacher.tokenizer, max_length)
+        transfer_enc, transfer_stats = task.encode(transfer, teacher.tokenizer, max_length)
+        dev_sentences = corpus.split("dev")
+        dev_enc, _ = task.encode(dev_sentences, teacher.tokenizer, max_length)
     reporter.info(f"transfer set: {transfer_stats.describe()}")
     windows = train_enc + transfer_enc
 
@@ -144,22 +150,34 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter) -> Prepared:
         raise ValueError(f"distil.layer must be between 0 and {teacher.num_layers}")
     cache_root = Path(config.cache.dir) if config.cache.dir else run_dir / "cache"
     caches = {}
+    dev_logits: list[np.ndarray | None] = [None] * len(dev_enc)
     for name, enc in (("transfer", windows), ("dev", dev_enc)):
         root = cache_root / f"{name}-{spec.key(data_fingerprint(enc))}"
-        caches[name] = build_cache(
-            teacher,
-            enc,
-            root,
-            spec,
-            shard_size=config.cache.shard_size,
-            batch_size=config.cache.batch_size,
-            reporter=reporter,
-            description=f"cache teacher layer {spec.layer} + logits ({name})",
-        )
+        with watch("teacher cache"):
+            caches[name] = build_cache(
+                teacher,
+                enc,
+                root,
+                spec,
+                shard_size=config.cache.shard_size,
+                batch_size=config.cache.batch_size,
+                reporter=reporter,
+                description=f"cache teacher layer {spec.layer} + logits ({name})",
+                on_logits=dev_logits.__setitem__ if name == "dev" else None,
+            )
     dev = DevSet(dev_sentences, Pool(dev_enc, caches["dev"], np.arange(len(dev_enc))), task, special)
     del train_stats
     return Prepared(
-        corpus, teacher, task, special, windows, len(train_enc), caches["transfer"], dev, len(transfer)
+        corpus,
+        teacher,
+        task,
+        special,
+        windows,
+        len(train_enc),
+        caches["transfer"],
+        dev,
+        len(transfer),
+        dev_logits if all(z is not None for z in dev_logits) else None,
     )
 
 
@@ -308,42 +326,48 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
     reporter = reporter or SilentReporter()
     threads = setup_torch(config.threads, config.seed)
     start = time.perf_counter()
+    watch = Stopwatch()
     run_dir = prepare_run_dir(config)
-    prepared = prepare(config, run_dir, reporter)
+    prepared = prepare(config, run_dir, reporter, watch)
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
     if "teacher" not in metrics:
-        teacher_results = evaluate_model(
-            prepared.teacher,
-            prepared.corpus,
-            reporter,
-            scheme=config.evaluation.scheme,
-            batch_size=config.evaluation.batch_size,
-        )
+        with watch("teacher evaluation"):
+            teacher_results = evaluate_model(
+                prepared.teacher,
+                prepared.corpus,
+                reporter,
+                scheme=config.evaluation.scheme,
+                batch_size=config.evaluation.batch_size,
+                logits={"dev": prepared.dev_logits} if prepared.dev_logits else None,
+            )
         metrics = update_metrics(run_dir, teacher=teacher_results)
 
-    student = build_student(config, prepared)
+    with watch("student set-up"):
+        student = build_student(config, prepared)
     stages = plan(schedule_settings(config))
     reporter.info(
         f"student: {student.parameter_counts()['total']:,} parameters, {len(stages)} stages ({config.distil.strategy})"
     )
     stage_pools = pools(prepared, config.data.transfer_includes_train)
-    summaries = run_schedule(
-        config, stage_pools, prepared.dev, student, stages, run_dir / STAGES_DIR, reporter
-    )
-    save_student(
-        student,
-        prepared.teacher.tokenizer,
-        prepared.teacher.labels,
-        run_dir / STUDENT_DIR,
-        {
-            "max_length": int(prepared.teacher.meta["max_length"]),
-            "teacher": config.teacher.run or config.teacher.name,
-            "strategy": config.distil.strategy,
-            "layer": config.distil.layer,
-        },
-    )
-    student.eval()
-    student_results = evaluate_dev_test(student, prepared, config, reporter, "student")
+    with watch("student stages"):
+        summaries = run_schedule(
+            config, stage_pools, prepared.dev, student, stages, run_dir / STAGES_DIR, reporter
+        )
+    with watch("student save and evaluation"):
+        save_student(
+            student,
+            prepared.teacher.tokenizer,
+            prepared.teacher.labels,
+            run_dir / STUDENT_DIR,
+            {
+                "max_length": int(prepared.teacher.meta["max_length"]),
+                "teacher": config.teacher.run or config.teacher.name,
+                "strategy": config.distil.strategy,
+                "layer": config.distil.layer,
+            },
+        )
+        student.eval()
+        student_results = evaluate_dev_test(student, prepared, config, reporter, "student")
     metrics = update_metrics(
         run_dir,
         student=student_results,
@@ -354,8 +378,12 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
         transfer_sentences=prepared.transfer_sentences,
         cache=prepared.cache.manifest | {"shards": len(prepared.cache.manifest["shards"])},
     )
-    metrics = measure_and_report(config, prepared, student, run_dir, metrics, reporter)
-    return update_metrics(run_dir, distil_job_seconds=time.perf_counter() - start)
+    with watch("speed and report"):
+        metrics = measure_and_report(config, prepared, student, run_dir, metrics, reporter)
+    reporter.info("time: " + ", ".join(f"{name} {sec:.0f}s" for name, sec in watch.seconds.items()))
+    return update_metrics(
+        run_dir, distil_job_seconds=time.perf_counter() - start, phase_seconds=watch.seconds
+    )
 
 
 def cache_job(config: RunConfig, reporter: Reporter | None = None, *, dry_run: bool = False) -> str:

@@ -7,6 +7,8 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from xtremedistil.batching import SpecialIds
 from xtremedistil.config import RunConfig, config_to_toml
 from xtremedistil.data.records import Corpus
@@ -98,8 +100,10 @@ def evaluate_model(
     splits: tuple[str, ...] = ("dev", "test"),
     scheme: str = "strict-word",
     batch_size: int = 64,
+    logits: dict[str, list[np.ndarray]] | None = None,
 ) -> dict[str, Any]:
-    """Per-language scores of a fine-tuned teacher or a loaded student on the corpus's ``splits``."""
+    """Per-language scores of a fine-tuned teacher or a loaded student on the corpus's ``splits``;
+    ``logits[split]``, if given, are the model's logits of that split's windows already computed."""
     if isinstance(model, Teacher):
         name, labels, tokenizer = "teacher", model.labels, model.tokenizer
         forward, max_length = (lambda b: model(b).logits), model.meta.get("max_length", 128)
@@ -124,6 +128,7 @@ def evaluate_model(
             scheme=scheme,
             reporter=reporter,
             description=f"{name} {split}",
+            logits=(logits or {}).get(split),
         )
     return results
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Any
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
+@lru_cache(maxsize=65536)
 def _is_cjk(char: str) -> bool:
     name = unicodedata.name(char, "")
     return name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL"))
@@ -22,7 +24,8 @@ def split_words(text: str, tokenizer: Any) -> list[tuple[int, int]]:
     spans = []
     for match in _WORD.finditer(text):
         a, b = match.span()
-        if any(_is_cjk(c) for c in match.group()):
+        word = match.group()
+        if not word.isascii() and any(_is_cjk(c) for c in word):
             offsets = tokenizer(match.group(), add_special_tokens=False, return_offsets_mapping=True)
             pieces = [(a + s, a + e) for s, e in offsets["offset_mapping"] if e > s]
             spans += _strip_leading_space(text, pieces)

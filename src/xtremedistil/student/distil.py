@@ -43,13 +43,24 @@ class Pool:
         return len(self.indices)
 
     def batches(
-        self, batch_size: int, special: SpecialIds, *, shuffle: bool, seed: int, teacher: bool
+        self,
+        batch_size: int,
+        special: SpecialIds,
+        *,
+        shuffle: bool,
+        seed: int,
+        teacher: bool,
+        hidden: bool = True,
     ) -> Iterator[DistilBatch]:
         lengths = [len(self.encoded[i]) for i in self.indices]
         for local in batch_indices(lengths, batch_size, shuffle=shuffle, seed=seed):
             rows = self.indices[local]
             batch = collate([self.encoded[i] for i in rows], rows, special)
-            outputs = self.cache.outputs(rows, batch.input_ids.shape[1]) if teacher and self.cache else None
+            outputs = (
+                self.cache.outputs(rows, batch.input_ids.shape[1], hidden=hidden)
+                if teacher and self.cache
+                else None
+            )
             yield DistilBatch(batch, outputs)
 
 
@@ -92,7 +103,9 @@ class DevSet:
 
     def objective(self, student: BiLSTMStudent, stage: Stage, settings: StageSettings) -> float:
         total, count = 0.0, 0
-        for db in self.pool.batches(256, self.special, shuffle=False, seed=0, teacher=stage.needs_teacher):
+        for db in self.pool.batches(
+            256, self.special, shuffle=False, seed=0, teacher=stage.needs_teacher, hidden=stage.needs_hidden
+        ):
             loss = stage_loss(student, stage, db, settings)
             total, count = total + loss.item() * len(db.batch), count + len(db.batch)
         return total / max(count, 1)
@@ -135,6 +148,7 @@ def run_stage(
             shuffle=True,
             seed=settings.seed + epoch,
             teacher=stage.needs_teacher,
+            hidden=stage.needs_hidden,
         )
 
     def loss_fn(db: DistilBatch) -> torch.Tensor:

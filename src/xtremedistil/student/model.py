@@ -247,20 +247,25 @@ def nearest_kept(
     keys = unit(table[torch.as_tensor(targets)]).T.contiguous()  # (dim, K)
     group = None if groups is None else torch.as_tensor(np.asarray(groups, dtype=np.int64))
     target_group = None if group is None else group[torch.as_tensor(targets)]
-    out = torch.empty(table.shape[0], dtype=torch.long)
-    for start in range(0, table.shape[0], block):
-        queries = unit(table[start : start + block])
+    queries_ids = torch.from_numpy(
+        np.setdiff1d(np.arange(table.shape[0]), kept)
+    )  # kept ids map to themselves
+    out = torch.empty(len(queries_ids), dtype=torch.long)
+    for start in range(0, len(queries_ids), block):
+        ids = queries_ids[start : start + block]
+        queries = unit(table[ids])
         best = torch.full((len(queries),), -5.0)
         arg = torch.zeros(len(queries), dtype=torch.long)
         for col in range(0, keys.shape[1], block):
             scores = queries @ keys[:, col : col + block]
             if group is not None:  # cosines lie in [-1, 1]: a penalty of 3 ranks every other group last
                 key_group = target_group[col : col + block]
-                scores -= 3.0 * (group[start : start + block, None] != key_group[None, :])
+                scores -= 3.0 * (group[ids, None] != key_group[None, :])
             value, index = scores.max(dim=1)
             better = value > best
             best, arg = torch.where(better, value, best), torch.where(better, index + col, arg)
         out[start : start + block] = arg
-    nearest = targets[out.numpy()]
+    nearest = np.empty(table.shape[0], dtype=np.int64)
+    nearest[queries_ids.numpy()] = targets[out.numpy()]
     nearest[kept] = kept
     return nearest

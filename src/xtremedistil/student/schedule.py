@@ -37,6 +37,11 @@ class Stage:
     def needs_teacher(self) -> bool:
         return any(name != "labels" for name, _ in self.losses)
 
+    @property
+    def needs_hidden(self) -> bool:
+        """Whether the stage reads the teacher's layer states (the bulk of the cache), not only its logits."""
+        return any(name == "representation" for name, _ in self.losses)
+
     def describe(self) -> str:
         losses = " + ".join(name if w == 1.0 else f"{w:g}*{name}" for name, w in self.losses)
         return f"{self.name:<22} {losses:<34} {self.data:<17} {','.join(self.trainable):<36} {self.epochs:>3} {self.lr:g}"

@@ -55,11 +55,16 @@ def evaluate_sentences(
     scheme: str = "strict-word",
     reporter: Reporter | None = None,
     description: str = "evaluate",
+    logits: list[np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], list[list[str]]]:
-    """Predict word tags for ``sentences`` and score them per language."""
+    """Predict word tags for ``sentences`` and score them per language (from ``logits`` of ``encoded`` if
+    they were already computed, else by running ``forward``)."""
     reporter = reporter or SilentReporter()
-    with reporter.bar(description, total=len(encoded)) as advance:
-        logits = predict_logits(forward, encoded, special, batch_size, progress=advance)
+    if logits is None:
+        with reporter.bar(description, total=len(encoded)) as advance:
+            logits = predict_logits(forward, encoded, special, batch_size, progress=advance)
+    elif len(logits) != len(encoded):
+        raise ValueError(f"{len(logits)} precomputed logits for {len(encoded)} windows")
     predictions = task.decode(sentences, encoded, logits)
     return score_by_language(task, sentences, predictions, scheme=scheme, encoded=encoded), predictions
 
