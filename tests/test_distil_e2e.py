@@ -79,6 +79,10 @@ def test_distil_end_to_end_and_resume(toy_config, tmp_path, capsys):
     assert set(metrics["student"]["test"]["languages"]) == {"en", "xx"}
     assert [s["stage"] for s in metrics["stages"]][0] == "1 representation" and len(metrics["stages"]) == 9
     assert metrics["size"]["student"]["total"] < metrics["size"]["teacher"]["total"]
+    phases = metrics["phase_seconds"]
+    assert {"teacher", "teacher cache", "student stages", "speed"} <= set(phases)
+    assert 0 < sum(phases.values()) <= metrics["distil_job_seconds"]
+    assert "Where the time went" in (run / "report.md").read_text()
     report = (run / "report.md").read_text()
     assert "F1 per language" in report and "Dev F1 after each step" in report
     printed = capsys.readouterr()

@@ -31,7 +31,7 @@ def machine() -> dict[str, Any]:
 def measure_and_report(
     config: Any, prepared: Any, student: Any, run_dir: Path, metrics: dict[str, Any], reporter: Reporter
 ) -> dict[str, Any]:
-    """Size and speed of teacher and student in this process (same threads), then the report files."""
+    """Size and speed of teacher and student in this process (same threads), saved in the metrics."""
     from xtremedistil.pipeline import update_metrics
 
     teacher = prepared.teacher
@@ -61,9 +61,7 @@ def measure_and_report(
             "disk_bytes": folder_size(run_dir / "student"),
         },
     }
-    metrics = update_metrics(run_dir, speed=speed, size=size, machine=machine())
-    write_report(run_dir, metrics)
-    return metrics
+    return update_metrics(run_dir, speed=speed, size=size, machine=machine())
 
 
 def summary(metrics: dict[str, Any], split: str = "test") -> dict[str, Any]:
@@ -124,8 +122,26 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         "\n## Dev F1 after each step (paper Table 4)\n",
         stage_table(metrics, start_f1),
         f"\n![teacher vs student]({REPORT_PNG})\n",
+        *time_table(metrics),
     ]
     return "\n".join(lines)
+
+
+def time_table(metrics: dict[str, Any]) -> list[str]:
+    """Where the job's wall time went (phases of this invocation; a resumed run shows only what it redid)."""
+    phases, total = metrics.get("phase_seconds"), metrics.get("distil_job_seconds")
+    if not phases or not total:
+        return []
+    rows = [f"| {name} | {sec:.0f} | {100 * sec / total:.0f}% |" for name, sec in phases.items()]
+    other = total - sum(phases.values())
+    return [
+        "\n## Where the time went (this invocation)\n",
+        "| phase | seconds | share |",
+        "|---|---:|---:|",
+        *rows,
+        f"| other (start-up, imports) | {other:.0f} | {100 * other / total:.0f}% |",
+        f"| **total** | **{total:.0f}** | |",
+    ]
 
 
 def plot(metrics: dict[str, Any], path: Path) -> None:
