@@ -132,6 +132,18 @@ def _english_8000_pku_2000(tree: dict) -> None:
     source(tree, "embedded:pku-zh")["max_sentences"] = 2000
 
 
+@variant("+augment copies 2", "… 2 mention-replaced copies of the en/ja train sentences, not 3")
+def _copies_2(tree: dict) -> None:
+    _english_8000_pku_2000(tree)
+    source(tree, "augment:train")["copies"] = 2
+
+
+@variant("+repr epochs 3", "… 3 representation epochs, not 4")
+def _repr_3(tree: dict) -> None:
+    _english_8000_pku_2000(tree)
+    tree["distil"]["representation_epochs"] = 3
+
+
 @variant("default", "the current default config, unchanged")
 def _default(tree: dict) -> None:
     pass

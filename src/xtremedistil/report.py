@@ -139,7 +139,7 @@ def time_table(metrics: dict[str, Any]) -> list[str]:
         "| phase | seconds | share |",
         "|---|---:|---:|",
         *rows,
-        f"| other (start-up, imports) | {other:.0f} | {100 * other / total:.0f}% |",
+        f"| other | {other:.0f} | {100 * other / total:.0f}% |",
         f"| **total** | **{total:.0f}** | |",
     ]
 
