@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import TOY
+from xtremedistil import distillation
 from xtremedistil.cli import main
 from xtremedistil.student.saved import load_student
 
@@ -63,7 +65,7 @@ batch_size = 4
     return path
 
 
-def test_distil_end_to_end_and_resume(toy_config, tmp_path, capsys):
+def test_distil_end_to_end_and_resume(toy_config, tmp_path, capsys, monkeypatch):
     assert main(["distil", str(toy_config)]) == 0
     run = tmp_path / "run"
     for name in (
@@ -88,8 +90,16 @@ def test_distil_end_to_end_and_resume(toy_config, tmp_path, capsys):
     printed = capsys.readouterr()
     assert "Student keeps" in printed.out
 
-    # rerunning resumes: teacher, cache and all stages are reused, nothing is retrained
+    # rerunning resumes: teacher, cache and all stages are reused, nothing is retrained (nor the backoff map)
+    (backoff,) = (run / "cache").glob("transfer-*/backoff-nearest.npy")
+    saved = np.load(backoff)
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the backoff map was searched again")
+
+    monkeypatch.setattr(distillation, "nearest_kept", no_search)
     assert main(["distil", str(toy_config)]) == 0
+    assert np.array_equal(np.load(backoff), saved)
     err = capsys.readouterr().err
     assert "reusing the finished fine-tuning" in err and "resuming after 3.4 +embedding" in err
 

@@ -216,8 +216,23 @@ def build_student(config: RunConfig, prepared: Prepared) -> BiLSTMStudent:
     if config.student.init == "svd":
         init_embedding_svd(student, table, teacher.tokenizer.unk_token_id)
     if config.student.unknown == "nearest":
-        student.set_backoff(nearest_kept(table, kept, exclude=teacher.tokenizer.all_special_ids))
+        student.set_backoff(_backoff_map(prepared, table, kept))
     return student
+
+
+def _backoff_map(prepared: Prepared, table: torch.Tensor, kept: np.ndarray) -> np.ndarray:
+    """``nearest_kept``, kept beside the transfer cache: the cache is keyed by teacher and windows, which
+    fix the kept vocabulary and the embeddings, so a resumed run or another student of the same cache
+    reuses the map instead of searching 250k ids again."""
+    path = prepared.cache.root / "backoff-nearest.npy"
+    if path.is_file():
+        nearest = np.load(path)
+        if nearest.shape == (table.shape[0],) and np.array_equal(nearest[kept], kept):
+            return nearest
+    nearest = nearest_kept(table, kept, exclude=prepared.teacher.tokenizer.all_special_ids)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, nearest)
+    return nearest
 
 
 def student_fingerprint(config: RunConfig, transfer_windows: int) -> str:
