@@ -81,6 +81,18 @@ def test_batch_read_equals_the_stored_windows_across_shards(setup, tmp_path):
     assert logits_only.hidden is None and torch.equal(logits_only.logits, out.logits)
 
 
+def test_cache_hands_back_each_windows_full_precision_logits(setup, tmp_path):
+    teacher, windows, spec = setup
+    seen: dict[int, np.ndarray] = {}
+    cache = build_cache(
+        teacher, windows, tmp_path / "c", spec, shard_size=6, batch_size=4, on_logits=seen.__setitem__
+    )
+    assert sorted(seen) == list(range(len(windows)))  # every window once, indexed across shards
+    for i, logits in seen.items():
+        assert logits.dtype == np.float32 and logits.shape == (len(windows[i]), len(LABELS))
+        assert np.array_equal(logits.astype(np.float16), cache.window(i)[1])  # what the cache stored
+
+
 def test_cache_resumes_after_interruption(setup, tmp_path):
     teacher, windows, spec = setup
     reference = build_cache(teacher, windows, tmp_path / "ref", spec, shard_size=6, batch_size=4)

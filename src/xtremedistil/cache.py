@@ -12,7 +12,6 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -186,8 +185,9 @@ def build_cache(
     with reporter.bar(description, total=remaining) as advance:
         for k in todo:
             windows = encoded[k * shard_size : (k + 1) * shard_size]
-            hook = None if on_logits is None else partial(_shifted, on_logits, k * shard_size)
-            subwords = _write_shard(teacher, windows, root, k, spec.layer, special, batch_size, advance, hook)
+            subwords = _write_shard(
+                teacher, windows, root, k, spec.layer, special, batch_size, advance, on_logits, k * shard_size
+            )
             manifest["shards"].append({"index": k, "windows": len(windows), "subwords": subwords})
             manifest["shards"].sort(key=lambda s: s["index"])
             write_json(root / MANIFEST, manifest)
@@ -197,10 +197,6 @@ def build_cache(
     manifest["complete"] = True
     write_json(root / MANIFEST, manifest)
     return TeacherCache(root)
-
-
-def _shifted(hook: Callable[[int, np.ndarray], None], first: int, i: int, logits: np.ndarray) -> None:
-    hook(first + i, logits)
 
 
 def _open_manifest(
@@ -244,6 +240,7 @@ def _write_shard(
     batch_size: int,
     advance: Any,
     on_logits: Callable[[int, np.ndarray], None] | None = None,
+    first: int = 0,  # index of the shard's first window in the whole set (what ``on_logits`` receives)
 ) -> int:
     lengths = np.array([len(w) for w in windows])
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -257,7 +254,7 @@ def _write_shard(
                 hidden[a:b] = out.hidden[row, 1 : b - a + 1].numpy()
                 logits[a:b] = out.logits[row, 1 : b - a + 1].numpy()
                 if on_logits is not None:
-                    on_logits(i, out.logits[row, 1 : b - a + 1].float().numpy())
+                    on_logits(first + i, out.logits[row, 1 : b - a + 1].float().numpy())
             advance(len(batch))
     for name, array in (("hidden", hidden), ("logits", logits), ("offsets", offsets)):
         with atomic_path(root / _shard_file(k, name)) as tmp, open(tmp, "wb") as handle:

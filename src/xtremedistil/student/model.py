@@ -247,12 +247,10 @@ def nearest_kept(
     keys = unit(table[torch.as_tensor(targets)]).T.contiguous()  # (dim, K)
     group = None if groups is None else torch.as_tensor(np.asarray(groups, dtype=np.int64))
     target_group = None if group is None else group[torch.as_tensor(targets)]
-    queries_ids = torch.from_numpy(
-        np.setdiff1d(np.arange(table.shape[0]), kept)
-    )  # kept ids map to themselves
-    out = torch.empty(len(queries_ids), dtype=torch.long)
-    for start in range(0, len(queries_ids), block):
-        ids = queries_ids[start : start + block]
+    query_ids = torch.from_numpy(np.setdiff1d(np.arange(table.shape[0]), kept))  # kept ids map to themselves
+    out = torch.empty(len(query_ids), dtype=torch.long)
+    for start in range(0, len(query_ids), block):
+        ids = query_ids[start : start + block]
         queries = unit(table[ids])
         best = torch.full((len(queries),), -5.0)
         arg = torch.zeros(len(queries), dtype=torch.long)
@@ -266,6 +264,6 @@ def nearest_kept(
             best, arg = torch.where(better, value, best), torch.where(better, index + col, arg)
         out[start : start + block] = arg
     nearest = np.empty(table.shape[0], dtype=np.int64)
-    nearest[queries_ids.numpy()] = targets[out.numpy()]
+    nearest[query_ids.numpy()] = targets[out.numpy()]
     nearest[kept] = kept
     return nearest
