@@ -63,8 +63,8 @@ def evaluate_sentences(
     if logits is None:
         with reporter.bar(description, total=len(encoded)) as advance:
             logits = predict_logits(forward, encoded, special, batch_size, progress=advance)
-    elif len(logits) != len(encoded):
-        raise ValueError(f"{len(logits)} precomputed logits for {len(encoded)} windows")
+    elif len(logits) != len(encoded) or any(len(z) != len(e) for z, e in zip(logits, encoded, strict=True)):
+        raise ValueError("precomputed logits do not match the windows (another max_length or tokenizer?)")
     predictions = task.decode(sentences, encoded, logits)
     return score_by_language(task, sentences, predictions, scheme=scheme, encoded=encoded), predictions
 
