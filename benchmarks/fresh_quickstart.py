@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from results import provenance, verdict, write_section
+from results import provenance, targets_table, write_section
 from xtremedistil.report import summary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,17 +53,15 @@ def main() -> None:
         ("peak memory of any process (GB, resident)", peak_gb, 6.0, False),
         ("student mean F1 / teacher mean F1 (%)", 100 * s["retained"], 90.0, True),
     ]
-    rows = ["| measure | value | target | |", "|---|---:|---:|---|"]
-    for name, value, target, higher in targets:
-        sign = "≥" if higher else "≤"
-        rows.append(f"| {name} | {value:.2f} | {sign} {target:g} | {verdict(value, target, higher)} |")
     phases = " · ".join(f"{name} {sec:.0f} s" for name, sec in metrics["phase_seconds"].items())
     body = (
         "## Fresh clone: `make quickstart` from nothing\n\n"
         + provenance(wall)
         + f"\nA clone of commit `{commit}`; `make quickstart` creates `.venv`, installs the package and runs "
         "the main job. Set-up (venv and install) is the whole command minus the job: "
-        f"{(wall - job) / 60:.2f} min.\n\n" + "\n".join(rows) + f"\n\nThe job's phases (s): {phases}.\n"
+        f"{(wall - job) / 60:.2f} min.\n\n"
+        + targets_table(targets)
+        + f"\n\nThe job's phases (s): {phases}.\n"
     )
     write_section("fresh-quickstart", body)
     if not args.keep:

@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from results import provenance, run_cli, verdict, write_section
+from results import provenance, run_cli, targets_table, verdict, write_section
 from xtremedistil.report import render_markdown, summary
 from xtremedistil.student.saved import format_predictions, load_student
 
@@ -36,10 +36,6 @@ def main() -> None:
         ("throughput speed-up at batch 32 (×)", s["throughput_speedup"], 10.0, True),
         ("student mean F1 / teacher mean F1 (%)", 100 * s["retained"], 90.0, True),
     ]
-    rows = ["| measure | value | target | |", "|---|---:|---:|---|"]
-    for name, value, target, higher in targets:
-        sign = "≥" if higher else "≤"
-        rows.append(f"| {name} | {value:.2f} | {sign} {target:g} | {verdict(value, target, higher)} |")
     report = render_markdown(metrics).replace("# XtremeDistil run report\n", "").replace("## ", "#### ")
     report = report.replace("![teacher vs student](report.png)", "![quickstart report](quickstart.png)")
     shutil.copy(args.output / "report.png", Path(__file__).resolve().parents[1] / "docs" / "quickstart.png")
@@ -60,7 +56,7 @@ def main() -> None:
         + provenance(seconds)
         + "\nThe job alone (`xtremedistil distil`, fresh run folder, environment already installed), "
         "peak resident memory of the process.\n\n"
-        + "\n".join(rows)
+        + targets_table(targets)
         + "\n"
         + (MISSED if any(verdict(v, t, h) != "reached" for _, v, t, h in targets) else "")
         + predicted

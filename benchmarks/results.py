@@ -94,3 +94,12 @@ def distil_tree(tree: dict[str, Any], folder: Path) -> dict[str, Any]:
 def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
     ok = value >= target if higher_is_better else value <= target
     return "reached" if ok else "**not reached**"
+
+
+def targets_table(targets: list[tuple[str, float, float, bool]]) -> str:
+    """A markdown table of (measure, value, target, higher is better) rows with their verdicts."""
+    rows = ["| measure | value | target | |", "|---|---:|---:|---|"]
+    for name, value, target, higher in targets:
+        sign = "≥" if higher else "≤"
+        rows.append(f"| {name} | {value:.2f} | {sign} {target:g} | {verdict(value, target, higher)} |")
+    return "\n".join(rows)
