@@ -98,3 +98,19 @@ def toy_corpus() -> Corpus:
         sentences = [make_sentence(t, g, lang) for t, g in TOY]
         splits[lang] = {"train": sentences * 4, "dev": sentences[:3], "test": sentences[3:]}
     return Corpus(splits, "toy")
+
+
+@pytest.fixture(scope="session")
+def xlmr_tokenizer() -> PreTrainedTokenizerFast:
+    """The real XLM-R sentencepiece tokenizer of the embedded teacher (multilingual-e5-small), read from the
+    package file that ships it: no model conversion, no download."""
+    from xtremedistil.teacher.registry import TOKENIZER_FILE, TOKENIZER_PACKAGE, _package_file
+
+    return PreTrainedTokenizerFast(
+        tokenizer_file=str(_package_file(TOKENIZER_PACKAGE, TOKENIZER_FILE)),
+        unk_token="<unk>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        sep_token="</s>",
+        mask_token="<mask>",
+    )

@@ -21,17 +21,19 @@ from xtremedistil.cache import CacheSpec, TeacherCache, build_cache, data_finger
 from xtremedistil.config import RunConfig
 from xtremedistil.data.records import Corpus, Sentence
 from xtremedistil.data.sources import load_labeled_all, load_transfer
+from xtremedistil.evaluate import eval_set, evaluate_set
 from xtremedistil.io import atomic_path, read_json, write_json
 from xtremedistil.pipeline import (
     describe_corpus,
     evaluate_model,
     obtain_teacher,
     prepare_run_dir,
+    scored_as,
     teacher_folder,
     update_metrics,
 )
 from xtremedistil.progress import Reporter, SilentReporter, Stopwatch
-from xtremedistil.segment import segmenter
+from xtremedistil.segment import model_segmenter, segmenter, units_of
 from xtremedistil.student.distil import DevSet, Pool, StageSettings, run_stage
 from xtremedistil.student.model import (
     PRESETS,
@@ -47,7 +49,6 @@ from xtremedistil.tasks.base import Encoded
 from xtremedistil.tasks.ner import NerTask
 from xtremedistil.teacher.convert import sha256_file
 from xtremedistil.teacher.model import Teacher
-from xtremedistil.teacher.train import evaluate_sentences
 from xtremedistil.training import setup_torch
 
 STUDENT_DIR = "student"
@@ -120,6 +121,7 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwat
     task = NerTask.from_labels(teacher.labels)
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
     max_length = int(teacher.meta.get("max_length", config.teacher.max_length))
+    segment = model_segmenter(teacher.tokenizer, teacher.meta)
 
     with watch("transfer set"):
         transfer = load_transfer(
@@ -128,14 +130,15 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwat
             config.data.max_transfer,
             seed=config.seed,
             exclude_train=config.data.transfer_includes_train,
-            segment=segmenter(teacher.tokenizer),
+            segment=segment,
         )
-        train_enc, train_stats = task.encode(corpus.split("train"), teacher.tokenizer, max_length)
+        train_units, _ = units_of(corpus.split("train"), segment)
+        train_enc, _ = task.encode(train_units, teacher.tokenizer, max_length)
         transfer_enc, transfer_stats = task.encode(transfer, teacher.tokenizer, max_length)
-        dev_sentences = corpus.split("dev")
-        dev_enc, _ = task.encode(dev_sentences, teacher.tokenizer, max_length)
+        dev_set = eval_set(task, corpus.split("dev"), teacher.tokenizer, max_length, segment)
     reporter.info(f"transfer set: {transfer_stats.describe()}")
     windows = train_enc + transfer_enc
+    dev_enc = dev_set.encoded
 
     spec = CacheSpec(
         teacher=config.teacher.run or config.teacher.name,
@@ -165,8 +168,9 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwat
                 description=f"cache teacher layer {spec.layer} + logits ({name})",
                 on_logits=dev_logits.__setitem__ if name == "dev" else None,
             )
-    dev = DevSet(dev_sentences, Pool(dev_enc, caches["dev"], np.arange(len(dev_enc))), task, special)
-    del train_stats
+    dev = DevSet(
+        dev_set, Pool(dev_enc, caches["dev"], np.arange(len(dev_enc))), task, special, config.evaluation.scheme
+    )
     return Prepared(
         corpus,
         teacher,
@@ -235,6 +239,18 @@ def _backoff_map(prepared: Prepared, table: torch.Tensor, kept: np.ndarray) -> n
     return nearest
 
 
+def student_meta(prepared: Prepared, config: RunConfig, **extra: Any) -> dict[str, Any]:
+    """What a saved student records besides its weights: how it reads text (the teacher's window length
+    and segmentation) and how it was made."""
+    return {
+        "max_length": int(prepared.teacher.meta["max_length"]),
+        "segmentation": prepared.teacher.meta["segmentation"],
+        "strategy": config.distil.strategy,
+        "layer": config.distil.layer,
+        **extra,
+    }
+
+
 def student_fingerprint(config: RunConfig, transfer_windows: int) -> str:
     """What the finished stages depend on besides the teacher: resume only when it is unchanged."""
     import hashlib
@@ -299,14 +315,20 @@ def evaluate_split(
     reporter: Reporter,
     name: str,
 ) -> dict[str, Any]:
-    encoded, _ = prepared.task.encode(
-        sentences, prepared.teacher.tokenizer, int(prepared.teacher.meta["max_length"])
-    )
-    result, _ = evaluate_sentences(
-        forward,
+    """Scores of ``forward`` on labeled ``sentences`` read as the teacher reads them (gold boundaries and
+    end to end)."""
+    teacher = prepared.teacher
+    data = eval_set(
         prepared.task,
         sentences,
-        encoded,
+        teacher.tokenizer,
+        int(teacher.meta["max_length"]),
+        model_segmenter(teacher.tokenizer, teacher.meta),
+    )
+    result, _ = evaluate_set(
+        forward,
+        prepared.task,
+        data,
         prepared.special,
         batch_size=config.evaluation.batch_size,
         scheme=config.evaluation.scheme,
@@ -345,7 +367,7 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
     run_dir = prepare_run_dir(config)
     prepared = prepare(config, run_dir, reporter, watch)
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
-    if "teacher" not in metrics:
+    if not scored_as(metrics.get("teacher"), config.evaluation.scheme):
         with watch("teacher evaluation"):
             teacher_results = evaluate_model(
                 prepared.teacher,
@@ -374,12 +396,7 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
             prepared.teacher.tokenizer,
             prepared.teacher.labels,
             run_dir / STUDENT_DIR,
-            {
-                "max_length": int(prepared.teacher.meta["max_length"]),
-                "teacher": config.teacher.run or config.teacher.name,
-                "strategy": config.distil.strategy,
-                "layer": config.distil.layer,
-            },
+            student_meta(prepared, teacher=config.teacher.run or config.teacher.name, config=config),
         )
         student.eval()
         student_results = evaluate_dev_test(student, prepared, config, reporter, "student")
@@ -438,15 +455,17 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
         note = " (the teacher is not fine-tuned yet: `distil`/`cache` fine-tune it first)"
     task = NerTask.from_labels(teacher.labels)
     max_length = int(teacher.meta.get("max_length", config.teacher.max_length))
+    segment = segmenter(teacher.tokenizer, config.data.cjk)
     transfer = load_transfer(
         config.data.transfer,
         corpus,
         config.data.max_transfer,
         config.seed,
         config.data.transfer_includes_train,
-        segmenter(teacher.tokenizer),
+        segment,
     )
-    windows, _ = task.encode(corpus.split("train") + transfer, teacher.tokenizer, max_length)
+    train_units, _ = units_of(corpus.split("train"), segment)
+    windows, _ = task.encode(train_units + transfer, teacher.tokenizer, max_length)
     sample = [windows[i] for i in np.random.default_rng(0).permutation(len(windows))[:64]]
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
     start = time.perf_counter()

@@ -23,11 +23,14 @@ from xtremedistil.distillation import (
     prepare,
     run_schedule,
     schedule_settings,
+    student_meta,
 )
 from xtremedistil.errors import ConfigError
+from xtremedistil.evaluate import eval_set
 from xtremedistil.io import read_json, write_json, write_text
-from xtremedistil.pipeline import evaluate_model
+from xtremedistil.pipeline import evaluate_model, scored_as
 from xtremedistil.progress import Reporter, SilentReporter
+from xtremedistil.segment import model_segmenter
 from xtremedistil.speed import measure_model, parameter_counts
 from xtremedistil.student.distil import DevSet, Pool
 from xtremedistil.student.saved import save_student
@@ -179,8 +182,9 @@ class Experiment:
 
     def teacher_scores(self, cell: Cell, config: RunConfig, prepared: Prepared) -> dict[str, Any]:
         path = Path(config.output_dir) / "teacher_scores.json"
-        if not path.is_file():
-            write_json(path, evaluate_model(prepared.teacher, prepared.corpus, self.reporter))
+        scheme = config.evaluation.scheme
+        if not path.is_file() or not scored_as(read_json(path), scheme):
+            write_json(path, evaluate_model(prepared.teacher, prepared.corpus, self.reporter, scheme=scheme))
         return read_json(path)
 
     def run_cell(self, cell: Cell) -> dict[str, Any]:
@@ -278,11 +282,7 @@ class Experiment:
             prepared.teacher.tokenizer,
             prepared.teacher.labels,
             self.cell_dir(cell) / name / "student",
-            {
-                "max_length": int(prepared.teacher.meta["max_length"]),
-                "strategy": cell.strategy,
-                "layer": cell.layer,
-            },
+            student_meta(prepared, config),
         )
         return student.eval(), stages
 
@@ -307,12 +307,10 @@ class Experiment:
 
         per_split: dict[str, dict[str, Any]] = {"dev": {}, "test": {}}
         students, stages = [], []
-        dev_pool = prepared.dev.pool
         for lang in prepared.corpus.languages:
             labeled = np.array([i for i in range(prepared.n_train) if prepared.windows[i].lang == lang])
             own = {**stage_pools, "labeled": Pool(prepared.windows, prepared.cache, labeled)}
-            dev_idx = np.array([i for i, w in enumerate(dev_pool.encoded) if w.lang == lang])
-            dev = _language_dev(prepared, dev_idx, [s for s in prepared.dev.sentences if s.lang == lang])
+            dev = _language_dev(prepared, lang)
             student, lang_stages = self._train(cell, config, prepared, own, dev, f"lang-{lang}")
             scores = self._evaluate(
                 student,
@@ -328,14 +326,18 @@ class Experiment:
         return out, students, stages
 
 
-def _language_dev(prepared: Prepared, dev_idx: np.ndarray, sentences: list) -> DevSet:
-    """One language's dev windows (labels only), sentence indices renumbered to its own sentence list."""
-    from dataclasses import replace
-
-    encoded = prepared.dev.pool.encoded
-    remap = {old: new for new, old in enumerate(sorted({encoded[i].sentence for i in dev_idx}))}
-    windows = [replace(encoded[i], sentence=remap[encoded[i].sentence]) for i in dev_idx]
-    return DevSet(sentences, Pool(windows, None, np.arange(len(windows))), prepared.task, prepared.special)
+def _language_dev(prepared: Prepared, lang: str) -> DevSet:
+    """One language's dev sentences (labels only: D0 reads no teacher output)."""
+    teacher, dev = prepared.teacher, prepared.dev
+    data = eval_set(
+        prepared.task,
+        [s for s in dev.data.gold if s.lang == lang],
+        teacher.tokenizer,
+        int(teacher.meta["max_length"]),
+        model_segmenter(teacher.tokenizer, teacher.meta),
+    )
+    pool = Pool(data.encoded, None, np.arange(len(data.encoded)))
+    return DevSet(data, pool, prepared.task, prepared.special, dev.scheme)
 
 
 def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> list[dict[str, Any]]:

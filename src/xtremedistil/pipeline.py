@@ -14,12 +14,13 @@ from xtremedistil.config import RunConfig, config_to_toml
 from xtremedistil.data.records import Corpus
 from xtremedistil.data.sources import load_labeled_all
 from xtremedistil.errors import ConfigError, XtremeDistilError
-from xtremedistil.evaluate import markdown_table, per_type_table
+from xtremedistil.evaluate import eval_set, evaluate_set, markdown_table, per_type_table
 from xtremedistil.io import read_json, write_json, write_text
 from xtremedistil.progress import Reporter, SilentReporter
+from xtremedistil.segment import model_segmenter, segmentation
 from xtremedistil.tasks.ner import NerTask
 from xtremedistil.teacher.model import META_FILE, Teacher, load_teacher
-from xtremedistil.teacher.train import evaluate_sentences, fine_tune_teacher, teacher_dir
+from xtremedistil.teacher.train import fine_tune_teacher, teacher_dir
 from xtremedistil.training import setup_torch
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def teacher_identity(tree: dict[str, Any]) -> dict[str, Any]:
         "seed": tree.get("seed"),
         "task": tree.get("task"),
         "labeled": data.get("labeled"),
+        "cjk": data.get("cjk"),
         "teacher": tree.get("teacher"),
     }
 
@@ -51,7 +53,8 @@ def prepare_run_dir(config: RunConfig) -> Path:
         old = tomllib.loads(existing.read_text(encoding="utf-8"))
         if teacher_identity(old) != teacher_identity(tomllib.loads(text)):
             raise ConfigError(
-                "this run folder holds a run with a different teacher or labeled data; choose another "
+                "this run folder holds a run with a different teacher, labeled data or segmentation (or one "
+                "made by an older version); choose another "
                 "output_dir (--output) or delete the folder to start again",
                 path=existing,
             )
@@ -85,6 +88,13 @@ def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: R
         update_metrics(run_dir, teacher_training=_without_evaluations(history))
     if teacher.labels != labels:
         raise XtremeDistilError(f"the teacher predicts {teacher.labels} but the data has labels {labels}")
+    expected = segmentation(config.data.cjk)
+    if teacher.meta.get("segmentation") != expected:
+        found = teacher.meta.get("segmentation") or "gold words (made by an older version)"
+        raise XtremeDistilError(
+            f"the teacher was fine-tuned on inputs cut as {found}, this config reads {expected}: fine-tune "
+            "it again (without teacher.run, or in a new run folder) or set data.cjk to match"
+        )
     return teacher
 
 
@@ -102,27 +112,27 @@ def evaluate_model(
     batch_size: int = 64,
     logits: dict[str, list[np.ndarray]] | None = None,
 ) -> dict[str, Any]:
-    """Per-language scores of a fine-tuned teacher or a loaded student on the corpus's ``splits``;
-    ``logits[split]``, if given, are the model's logits of that split's windows already computed."""
+    """Per-language scores of a fine-tuned teacher or a loaded student on the corpus's ``splits``, at gold
+    word boundaries and end to end on the raw text; ``logits[split]``, if given, are the model's logits of
+    that split's windows already computed."""
     if isinstance(model, Teacher):
-        name, labels, tokenizer = "teacher", model.labels, model.tokenizer
-        forward, max_length = (lambda b: model(b).logits), model.meta.get("max_length", 128)
+        name, forward = "teacher", (lambda b: model(b).logits)
+        max_length = int(model.meta.get("max_length", 128))
     else:
-        name, labels, tokenizer = "student", list(model.meta["labels"]), model.tokenizer
-        forward, max_length = (lambda b: model.student(b).logits), model.max_length
-    task = NerTask.from_labels(labels)
-    special = SpecialIds.from_tokenizer(tokenizer)
+        name, forward, max_length = "student", (lambda b: model.student(b).logits), model.max_length
+    task = NerTask.from_labels(list(model.meta["labels"]))
+    special = SpecialIds.from_tokenizer(model.tokenizer)
+    segment = model_segmenter(model.tokenizer, model.meta)
     results = {}
     for split in splits:
         sentences = corpus.split(split)
         if not sentences:
             continue
-        encoded, _ = task.encode(sentences, tokenizer, max_length)
-        results[split], _ = evaluate_sentences(
+        data = eval_set(task, sentences, model.tokenizer, max_length, segment)
+        results[split], _ = evaluate_set(
             forward,
             task,
-            sentences,
-            encoded,
+            data,
             special,
             batch_size=batch_size,
             scheme=scheme,
@@ -131,6 +141,14 @@ def evaluate_model(
             logits=(logits or {}).get(split),
         )
     return results
+
+
+def scored_as(results: dict[str, Any] | None, scheme: str) -> bool:
+    """True if stored per-split scores exist, were computed with ``scheme`` and include the raw-text F1
+    (teacher and student must be compared like with like)."""
+    return bool(results) and all(
+        r.get("scheme") == scheme and "end_to_end" in r for r in (results or {}).values()
+    )
 
 
 def run_teacher(config: RunConfig, reporter: Reporter | None = None) -> dict[str, Any]:

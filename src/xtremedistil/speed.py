@@ -70,16 +70,17 @@ def measure_model(
 
 
 def measure_tokenizer(
-    tokenizer: Any, sentences: Sequence[Sequence[str]], repeats: int = 3
+    tokenizer: Any, texts: Sequence[str], segment: Callable[[str], list[tuple[int, int]]], repeats: int = 3
 ) -> dict[str, float]:
-    """Tokenization throughput (sentences/s), reported apart from the models (both use the same one)."""
-    words = [list(s) for s in sentences]
+    """Throughput (sentences/s) of turning raw text into sub-words (``segment`` into units, then the
+    tokenizer), reported apart from the models (both read text the same way)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
+        words = [[text[a:b] for a, b in segment(text)] for text in texts]
         tokenizer(words, is_split_into_words=True, add_special_tokens=False)
         times.append(time.perf_counter() - start)
-    return {"sentences_per_second": len(words) / statistics.median(times)}
+    return {"sentences_per_second": len(texts) / statistics.median(times)}
 
 
 def parameter_counts(model: torch.nn.Module, embedding: torch.nn.Module) -> dict[str, int]:

@@ -8,7 +8,8 @@ import torch
 
 from tests.conftest import make_sentence
 from xtremedistil.batching import SpecialIds, collate
-from xtremedistil.segment import split_words
+from xtremedistil.evaluate import eval_set
+from xtremedistil.segment import segmenter, split_words
 from xtremedistil.student.model import (
     LAYER_GROUPS,
     PAD,
@@ -226,11 +227,12 @@ def test_run_stage_updates_only_the_stage_groups(tiny_tokenizer):
 
     task = NerTask(["PER", "LOC", "ORG"])
     sentences = [make_sentence("alice lives in paris", "B-PER O O B-LOC"), make_sentence("bob", "B-PER")] * 4
-    windows, _ = task.encode(sentences, tiny_tokenizer, 32)
+    data = eval_set(task, sentences, tiny_tokenizer, 32, segmenter(tiny_tokenizer))
+    windows = data.encoded
     student = tiny_student(tiny_tokenizer, kept=list(range(5, len(tiny_tokenizer))))
     before = {k: v.clone() for k, v in student.state_dict().items()}
     pool = Pool(windows, None, np.arange(len(windows)))
-    dev = DevSet(sentences, pool, task, SpecialIds.from_tokenizer(tiny_tokenizer))
+    dev = DevSet(data, pool, task, SpecialIds.from_tokenizer(tiny_tokenizer))
     stage = Stage("labels head+projection", (("labels", 1.0),), "labeled", ("head", "projection"), 2, 0.05, 5)
     summary = run_stage(student, stage, {"labeled": pool}, dev, StageSettings(batch_size=4))
     assert summary["steps"] == 4

@@ -46,28 +46,3 @@ def test_only_seen_embedding_rows_change(tiny_bert_dir, tmp_path, toy_corpus, ti
     after = teacher.model.get_input_embeddings().weight
     changed = (after != before).any(1).nonzero().flatten().tolist()
     assert set(changed) == set(seen.tolist()) | set(tiny_tokenizer.all_special_ids)
-
-
-def test_scoring_from_precomputed_logits_checks_they_fit_the_windows(tiny_tokenizer):
-    import numpy as np
-    import pytest
-
-    from tests.conftest import TOY, make_sentence
-    from xtremedistil.batching import SpecialIds
-    from xtremedistil.tasks.ner import NerTask
-    from xtremedistil.teacher.train import evaluate_sentences
-
-    task = NerTask(["PER", "LOC", "ORG"])
-    sentences = [make_sentence(text, tags) for text, tags in TOY]
-    encoded, _ = task.encode(sentences, tiny_tokenizer, 16)
-    special = SpecialIds.from_tokenizer(tiny_tokenizer)
-    # logits that put every word's gold tag first score a perfect F1, and no model is run
-    logits = [
-        np.eye(len(task.labels), dtype=np.float32)[np.where(e.targets >= 0, e.targets, 0)] for e in encoded
-    ]
-    scores, _ = evaluate_sentences(None, task, sentences, encoded, special, batch_size=4, logits=logits)
-    assert scores["mean_f1"] == pytest.approx(100.0)
-    with pytest.raises(ValueError, match="do not match"):
-        evaluate_sentences(
-            None, task, sentences, encoded, special, batch_size=4, logits=[z[:-1] for z in logits]
-        )

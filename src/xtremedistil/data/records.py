@@ -2,29 +2,46 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+_NON_SPACE = re.compile(r"\S+")
 
 SPLITS = ("train", "dev", "test")
 
 
 @dataclass(frozen=True)
 class Sentence:
-    """A sentence as words; ``tags`` are IOB2 tags (one per word) or ``None`` when unlabeled."""
+    """A sentence as words; ``tags`` are IOB2 tags (one per word) or ``None`` when unlabeled.
+
+    ``text`` and ``spans`` (the character span of each word in ``text``) are set when the words were cut
+    from raw text; gold-tokenised sentences leave them ``None`` (``segment.detokenize`` writes their text).
+    """
 
     words: tuple[str, ...]
     tags: tuple[str, ...] | None = None
     lang: str = "und"
+    text: str | None = field(default=None, compare=False)
+    spans: tuple[tuple[int, int], ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.tags is not None and len(self.tags) != len(self.words):
             raise ValueError(f"{len(self.words)} words but {len(self.tags)} tags")
+        if self.spans is not None and len(self.spans) != len(self.words):
+            raise ValueError(f"{len(self.words)} words but {len(self.spans)} spans")
+
+    @classmethod
+    def from_text(cls, text: str, lang: str = "und") -> Sentence:
+        """An unlabeled sentence of raw text: whitespace-separated words, the text kept as it was."""
+        spans = tuple(m.span() for m in _NON_SPACE.finditer(text))
+        return cls(tuple(text[a:b] for a, b in spans), None, lang, text, spans)
 
     @property
     def is_labeled(self) -> bool:
         return self.tags is not None
 
     def unlabeled(self) -> Sentence:
-        return Sentence(self.words, None, self.lang)
+        return Sentence(self.words, None, self.lang, self.text, self.spans)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from xtremedistil.data.readers import check_label_sets, limit_corpus, read_corpu
 from xtremedistil.data.records import Corpus, Sentence
 from xtremedistil.data.unlabeled import embedded_pool, read_text_file, sample_sentences, unlabeled_view
 from xtremedistil.errors import DataError
+from xtremedistil.segment import units_of
 
 EMBEDDED = "embedded:"
 
@@ -60,28 +61,24 @@ def load_labeled_all(sources: Sequence[LabeledSource], seed: int = 13) -> Corpus
     return corpus
 
 
-SEGMENTED_POOLS = {"pku-zh"}  # embedded pools whose words are already segmented like labeled data
-
-
 def load_transfer(
     sources: Sequence[TransferSource],
     labeled: Corpus,
     limit: int | None,
     seed: int = 13,
     exclude_train: bool = True,
-    segment: Callable[[str], list[str]] | None = None,
+    segment: Callable[[str], list[tuple[int, int]]] | None = None,
 ) -> list[Sentence]:
     """The unlabeled transfer set: every source, deduplicated, optionally sampled down to ``limit``.
 
     Dev and test text never enters it; train text neither when ``exclude_train`` (it joins the cache as
-    the labeled windows instead). Raw text (text files, dialogue lines) is cut into words by ``segment``,
-    the segmentation used at prediction time, so the student trains on the inputs it will see."""
+    the labeled windows instead). With ``segment``, every sentence is then cut into the units ``predict``
+    reads (raw text as it was, gold-tokenised text detokenised first), so the student trains on the inputs
+    it will see."""
     sentences: list[Sentence] = []
     for source in sources:
-        raw = False
         if source.source.startswith(EMBEDDED):
-            name = source.source.removeprefix(EMBEDDED)
-            part, raw = embedded_pool(name), name not in SEGMENTED_POOLS
+            part = embedded_pool(source.source.removeprefix(EMBEDDED))
         elif source.source == "augment:train":
             part = mention_replacement(labeled.split("train"), source.copies, seed, source.mentions)
         elif source.source.startswith("labeled:"):
@@ -92,19 +89,19 @@ def load_transfer(
             )
             part = unlabeled_view(folder, split=source.split)
         else:
-            part, raw = read_text_file(source.source, lang=source.lang, encoding=source.encoding), True
+            part = read_text_file(source.source, lang=source.lang, encoding=source.encoding)
         if source.languages:
             part = [x for x in part if x.lang in source.languages]
-        if raw and segment is not None:
-            part = [Sentence(tuple(segment(" ".join(s.words))), None, s.lang) for s in part]
-            part = [s for s in part if s.words]
         if source.max_sentences is not None:
             part = sample_sentences(part, source.max_sentences, seed)
         sentences += part
     excluded = ("train", "dev", "test") if exclude_train else ("dev", "test")
     seen: set[tuple[str, ...]] = {s.words for split in excluded for s in labeled.split(split)}
     unique = [s for s in sentences if not (s.words in seen or seen.add(s.words))]
-    return sample_sentences(unique, limit, seed) if limit is not None else unique
+    chosen = sample_sentences(unique, limit, seed) if limit is not None else unique
+    if segment is None:
+        return chosen
+    return [s for s in units_of(chosen, segment)[0] if s.words]
 
 
 def stats_table(sources: Sequence[str] | None) -> str:

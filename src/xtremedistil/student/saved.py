@@ -19,7 +19,7 @@ from xtremedistil.data.records import Sentence
 from xtremedistil.errors import XtremeDistilError
 from xtremedistil.evaluate import predict_logits
 from xtremedistil.io import read_json, write_json
-from xtremedistil.segment import split_words
+from xtremedistil.segment import char_entities, model_segmenter
 from xtremedistil.student.model import BiLSTMStudent, StudentConfig
 from xtremedistil.tasks.ner import NerTask
 
@@ -90,21 +90,8 @@ class Entity:
 
 
 def entities_from_tags(text: str, spans: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[Entity]:
-    """IOB2 word tags -> entities; an I- tag that does not continue an entity of its type starts one."""
-    entities: list[Entity] = []
-    current: list[Any] | None = None
-    for (a, b), tag in zip(spans, tags, strict=True):
-        if tag.startswith("I-") and current is not None and current[0] == tag[2:]:
-            current[2] = b
-            continue
-        if current is not None:
-            entities.append(Entity(current[0], text[current[1] : current[2]], current[1], current[2]))
-            current = None
-        if tag != "O":
-            current = [tag[2:], a, b]
-    if current is not None:
-        entities.append(Entity(current[0], text[current[1] : current[2]], current[1], current[2]))
-    return entities
+    """IOB2 unit tags -> entities; an I- tag that does not continue an entity of its type starts one."""
+    return [Entity(etype, text[a:b], a, b) for etype, a, b in char_entities(spans, tags)]
 
 
 class StudentPredictor:
@@ -115,18 +102,24 @@ class StudentPredictor:
         self.task = NerTask.from_labels(meta["labels"])
         self.special = SpecialIds.from_tokenizer(tokenizer)
         self.max_length = int(meta.get("max_length", 128))
+        self.segment = model_segmenter(tokenizer, meta)
 
     def tag_words(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[list[str]]:
-        """IOB2 tags for pre-split words; long inputs are cut into windows so no word is dropped."""
+        """IOB2 tags for words already cut the way this student reads text (``split_words``); long inputs are
+        cut into windows so no word is dropped."""
         records = [Sentence(tuple(words)) for words in sentences]
         encoded, _ = self.task.encode(records, self.tokenizer, self.max_length)
         logits = predict_logits(lambda b: self.student(b).logits, encoded, self.special, batch_size)
         return self.task.decode(records, encoded, logits)
 
+    def units(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """The unit spans of each text, as the student was trained to read them."""
+        return [self.segment(text) for text in texts]
+
     def predict(self, texts: str | Iterable[str], batch_size: int = 64) -> list[list[Entity]]:
         """Entities of each text (a single string gives a one-element list)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
-        spans = [split_words(text, self.tokenizer) for text in texts]
+        spans = self.units(texts)
         words = [[text[a:b] for a, b in sp] for text, sp in zip(texts, spans, strict=True)]
         non_empty = [i for i, w in enumerate(words) if w]
         tags = dict(zip(non_empty, self.tag_words([words[i] for i in non_empty], batch_size), strict=True))
@@ -170,7 +163,7 @@ def format_predictions(
                     {"text": text, "entities": [e.to_dict() for e in entities]}, ensure_ascii=False
                 )
         else:
-            spans = [split_words(text, predictor.tokenizer) for text in chunk]
+            spans = predictor.units(chunk)
             words = [[text[a:b] for a, b in sp] for text, sp in zip(chunk, spans, strict=True)]
             tagged = predictor.tag_words([w for w in words if w], batch_size)
             tags = iter(tagged)

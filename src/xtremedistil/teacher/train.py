@@ -13,10 +13,10 @@ from transformers import get_linear_schedule_with_warmup
 
 from xtremedistil.batching import SpecialIds, iterate_batches
 from xtremedistil.config import RunConfig
-from xtremedistil.data.records import Corpus, Sentence
-from xtremedistil.evaluate import predict_logits, score_by_language
+from xtremedistil.data.records import Corpus
+from xtremedistil.evaluate import eval_set, evaluate_set
 from xtremedistil.progress import Reporter, SilentReporter
-from xtremedistil.tasks.base import Encoded
+from xtremedistil.segment import model_segmenter, segmentation, units_of
 from xtremedistil.tasks.ner import NerTask
 from xtremedistil.teacher.model import Teacher, new_teacher
 from xtremedistil.teacher.registry import resolve_teacher
@@ -44,31 +44,6 @@ def parameter_groups(
     ]
 
 
-def evaluate_sentences(
-    forward: Any,
-    task: NerTask,
-    sentences: list[Sentence],
-    encoded: list[Encoded],
-    special: SpecialIds,
-    *,
-    batch_size: int,
-    scheme: str = "strict-word",
-    reporter: Reporter | None = None,
-    description: str = "evaluate",
-    logits: list[np.ndarray] | None = None,
-) -> tuple[dict[str, Any], list[list[str]]]:
-    """Predict word tags for ``sentences`` and score them per language (from ``logits`` of ``encoded`` if
-    they were already computed, else by running ``forward``)."""
-    reporter = reporter or SilentReporter()
-    if logits is None:
-        with reporter.bar(description, total=len(encoded)) as advance:
-            logits = predict_logits(forward, encoded, special, batch_size, progress=advance)
-    elif len(logits) != len(encoded) or any(len(z) != len(e) for z, e in zip(logits, encoded, strict=True)):
-        raise ValueError("precomputed logits do not match the windows (another max_length or tokenizer?)")
-    predictions = task.decode(sentences, encoded, logits)
-    return score_by_language(task, sentences, predictions, scheme=scheme, encoded=encoded), predictions
-
-
 def fine_tune_teacher(
     config: RunConfig, corpus: Corpus, reporter: Reporter | None = None
 ) -> tuple[Teacher, dict[str, Any]]:
@@ -80,17 +55,23 @@ def fine_tune_teacher(
     tc = config.teacher
     base = resolve_teacher(tc.name)
     task = NerTask(corpus.labels())
-    teacher = new_teacher(
-        base, task.labels, {"task": task.name, "base": tc.name, "max_length": tc.max_length}
-    )
+    meta = {
+        "task": task.name,
+        "base": tc.name,
+        "max_length": tc.max_length,
+        "segmentation": segmentation(config.data.cjk),
+    }
+    teacher = new_teacher(base, task.labels, meta)
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
+    segment = model_segmenter(teacher.tokenizer, teacher.meta)
     train, dev = corpus.split("train"), corpus.split("dev")
     if not train or not dev:
         raise ValueError("teacher fine-tuning needs a train and a dev split")
-    train_enc, train_stats = task.encode(train, teacher.tokenizer, tc.max_length)
-    dev_enc, dev_stats = task.encode(dev, teacher.tokenizer, tc.max_length)
-    reporter.info(f"teacher train: {train_stats.describe()}")
-    reporter.info(f"teacher dev:   {dev_stats.describe()}")
+    train_units, unit_stats = units_of(train, segment)
+    train_enc, train_stats = task.encode(train_units, teacher.tokenizer, tc.max_length)
+    dev_set = eval_set(task, dev, teacher.tokenizer, tc.max_length, segment)
+    reporter.info(f"teacher train: {train_stats.describe()}; {unit_stats.describe()}")
+    reporter.info(f"teacher dev:   {dev_set.stats.describe()}")
 
     if tc.embedding_rows == "seen":
         seen = np.unique(np.concatenate([e.input_ids for e in train_enc]))
@@ -109,14 +90,19 @@ def fine_tune_teacher(
         )
 
     def dev_f1() -> float:
-        scores, _ = evaluate_sentences(
-            lambda b: teacher(b).logits, task, dev, dev_enc, special, batch_size=tc.eval_batch_size
+        scores, _ = evaluate_set(
+            lambda b: teacher(b).logits,
+            task,
+            dev_set,
+            special,
+            batch_size=tc.eval_batch_size,
+            scheme=config.evaluation.scheme,
         )
         return scores["mean_f1"]
 
     history: dict[str, Any] = {
         "evaluations": [],
-        "encoding": {"train": vars(train_stats), "dev": vars(dev_stats)},
+        "encoding": {"train": vars(train_stats), "dev": vars(dev_set.stats)},
     }
     start = time.perf_counter()
     run = fit(
