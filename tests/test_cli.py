@@ -5,11 +5,96 @@ import pytest
 from xtremedistil.cli import main
 
 
-def test_help_explains_every_command(capsys):
-    assert main(["--help"]) == 0
+COMMANDS = [
+    ["distil"],
+    ["experiment"],
+    ["plan"],
+    ["cache"],
+    ["predict"],
+    ["report"],
+    ["evaluate"],
+    ["teacher", "train"],
+    ["teacher", "list"],
+    ["teacher", "convert"],
+    ["data", "stats"],
+    ["config", "default"],
+    ["config", "show"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_its_own_help(command, capsys):
+    assert main([*command, "--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("distil", "plan", "cache", "predict", "report", "evaluate", "teacher", "data", "config"):
-        assert command in out
+    assert f"Usage: xtremedistil {' '.join(command)} " in out
+
+
+def test_an_unknown_command_is_a_usage_error(capsys):
+    assert main(["distill"]) == 2
+    err = capsys.readouterr().err
+    assert "No such command 'distill'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plan", "--bogus"], "No such option: --bogus"),
+        (["evaluate", "somewhere"], "Missing option '--data'"),
+        (["predict"], "Missing argument"),
+        (["experiment", "--max-params", "many"], "Invalid value for '--max-params'"),
+    ],
+)
+def test_usage_errors_print_usage_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and f"Usage: xtremedistil {argv[0]}" in err and "Traceback" not in err
+
+
+def test_debug_and_quiet_work_after_the_command(tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("Paris\tX-LOC\n", encoding="utf-8")
+    with pytest.raises(Exception, match="X-LOC"):  # --debug after the command: the traceback is shown
+        main(["data", "stats", str(bad), "--debug"])
+    assert main(["plan", "--quiet"]) == 0
+    assert "representation" in capsys.readouterr().out
+
+
+def test_an_interrupt_exits_130_with_a_message(monkeypatch, capsys):
+    import xtremedistil.student.schedule as schedule
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(schedule, "plan", interrupted)
+    assert main(["plan"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_ctrl_c_on_a_running_command_exits_130():
+    """A real SIGINT delivered while a command runs (a command stand-in that says when it is running)."""
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "import xtremedistil.student.schedule as schedule\n"
+        "def busy(*args, **kwargs):\n"
+        "    print('running', file=sys.stderr, flush=True)\n"
+        "    time.sleep(120)\n"
+        "schedule.plan = busy\n"
+        "from xtremedistil.cli import main\n"
+        "sys.exit(main(['plan']))\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    for line in process.stderr:  # wait until the command runs (ends early if the process dies)
+        if "running" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
 
 
 def test_bad_data_file_is_one_line_with_file_and_line(tmp_path, capsys):

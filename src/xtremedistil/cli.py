@@ -292,29 +292,55 @@ def config_show(config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt
     console.print(config_to_toml(_load(config, set_, output)), markup=False, highlight=False)
 
 
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+GLOBAL_FLAGS = ("--debug", "--quiet")
+"""Global options that may also be written after the command (``xtremedistil plan --debug``)."""
+
+# Typer 0.29 bundles its own copy of click: its usage errors derive from ``typer.TyperException``, not from
+# the installed click's ``ClickException``; both are caught (typer's version is bounded in pyproject.toml).
+USAGE_ERRORS: tuple[type[Exception], ...] = (
+    click.ClickException,
+    getattr(typer, "TyperException", click.ClickException),
+)
+ABORTS: tuple[type[BaseException], ...] = (
+    KeyboardInterrupt,
+    click.exceptions.Abort,
+    getattr(typer, "Abort", KeyboardInterrupt),
+)
+
+
+def _hoist_global_flags(argv: list[str]) -> list[str]:
+    """Move ``--debug``/``--quiet`` in front of the command, wherever they were written (before ``--``)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:end] if a in GLOBAL_FLAGS]
+    return flags + [a for a in argv[:end] if a not in GLOBAL_FLAGS] + argv[end:]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors print one line and exit 2; tracebacks only with --debug."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point: user errors print one line and exit 2, usage errors print the usage and exit 2, an
+    interrupt prints "interrupted" and exits 130; tracebacks only with --debug."""
+    argv = _hoist_global_flags(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in argv
     try:
-        app(args=argv, standalone_mode=False, prog_name="xtremedistil")
+        code = app(args=argv, standalone_mode=False, prog_name="xtremedistil")
     except XtremeDistilError as exc:
         if debug:
             raise
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        err_console.print("interrupted: finished steps are saved; rerun the same command to resume")
-        return 130
+    except USAGE_ERRORS as exc:
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
+    except ABORTS:
+        code = INTERRUPTED
     except OSError as exc:
         if debug:
             raise
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
-    return 0
+    if code == INTERRUPTED:  # typer turns Ctrl-C into a silent exit code 130
+        err_console.print("interrupted: finished steps are saved; rerun the same command to resume")
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -169,7 +169,11 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwat
                 on_logits=dev_logits.__setitem__ if name == "dev" else None,
             )
     dev = DevSet(
-        dev_set, Pool(dev_enc, caches["dev"], np.arange(len(dev_enc))), task, special, config.evaluation.scheme
+        dev_set,
+        Pool(dev_enc, caches["dev"], np.arange(len(dev_enc))),
+        task,
+        special,
+        config.evaluation.scheme,
     )
     return Prepared(
         corpus,

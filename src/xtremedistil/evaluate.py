@@ -75,7 +75,8 @@ def score_eval_set(
     character span and type. Returns the scores and the unit tags."""
     unit_tags = task.decode(data.units, data.encoded, logits)
     predictions = [
-        word_tags(gold, units, tags) for gold, units, tags in zip(data.gold, data.units, unit_tags, strict=True)
+        word_tags(gold, units, tags)
+        for gold, units, tags in zip(data.gold, data.units, unit_tags, strict=True)
     ]
     pieces = _pieces_per_gold_word(data) if scheme == "conlleval-subword" else None
     result = score_by_language(task, data.gold, predictions, scheme=scheme, pieces=pieces)

@@ -116,7 +116,12 @@ class DevSet:
         was_training = student.training
         student.eval()
         scores, _ = evaluate_set(
-            lambda b: student(b).logits, self.task, self.data, self.special, batch_size=256, scheme=self.scheme
+            lambda b: student(b).logits,
+            self.task,
+            self.data,
+            self.special,
+            batch_size=256,
+            scheme=self.scheme,
         )
         student.train(was_training)
         return scores
