@@ -34,6 +34,7 @@ def toy_config(tmp_path, tiny_bert_dir) -> Path:
 output_dir = "{tmp_path / "run"}"
 [[data.labeled]]
 source = "{tmp_path / "corpus"}"
+max_test = 4
 [[data.transfer]]
 source = "{tmp_path / "unlabeled.txt"}"
 lang = "en"
@@ -133,9 +134,48 @@ def test_distil_end_to_end_and_resume(toy_config, tmp_path, capsys, monkeypatch)
             str(out),
         ]
         assert main(args + flags) == 0
-        assert f"{model} F1" in capsys.readouterr().out
+        printed = capsys.readouterr().out
+        assert f"{model} F1, raw text" in printed
         scored = json.loads(out.read_text())
         assert scored["languages"] == metrics[model][split]["languages"]
+        assert scored["end_to_end"] == metrics[model][split]["end_to_end"]
+        if split == "test":  # the run's sample of the test split (max_test = 4), not all 6 sentences
+            assert "at most 4 per language" in printed
+            assert {m["sentences"] for m in scored["languages"].values()} == {4}
+    every = ["evaluate", str(run), "--data", str(tmp_path / "corpus"), "--every-sentence"]
+    assert main(every) == 0
+    assert "every sentence (en 6, xx 6 sentences)" in capsys.readouterr().out
+
+
+def test_raw_text_score_is_the_score_of_predict(toy_config, tmp_path):
+    """The report's raw-text F1 equals scoring ``predict()`` on the detokenised test sentences by exact
+    character spans, computed here independently of the evaluation code."""
+    from xtremedistil.data.sources import load_labeled_all
+    from xtremedistil.pipeline import run_config_of
+    from xtremedistil.segment import char_entities, detokenize
+
+    assert main(["distil", str(toy_config)]) == 0
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    config = run_config_of(run)
+    test = load_labeled_all(config.data.labeled, seed=config.seed).split("test")
+    predictor = load_student(run / "student")
+    for lang in ("en", "xx"):
+        sentences = [s for s in test if s.lang == lang]
+        texts = [detokenize(s.words) for s in sentences]
+        gold = {
+            (i, *e)
+            for i, (s, (_, spans)) in enumerate(zip(sentences, texts))
+            for e in char_entities(spans, s.tags)
+        }
+        found = predictor.predict([text for text, _ in texts])
+        pred = {(i, e.type, e.start, e.end) for i, entities in enumerate(found) for e in entities}
+        for i, entities in enumerate(found):  # entities never overlap
+            ends = sorted((e.start, e.end) for e in entities)
+            assert all(b <= c for (_, b), (c, _) in zip(ends, ends[1:]))
+        hits = len(gold & pred)
+        f1 = 2 * hits / (len(gold) + len(pred)) if gold or pred else 0.0
+        assert metrics["student"]["test"]["end_to_end"]["languages"][lang]["f1"] == pytest.approx(f1)
 
 
 def test_cache_dry_run_writes_nothing(toy_config, tmp_path, capsys):

@@ -241,12 +241,22 @@ def evaluate(
     languages: Annotated[str | None, typer.Option(help="Comma-separated languages to keep.")] = None,
     lang: Annotated[str | None, typer.Option(help="Language of a single data file.")] = None,
     scheme: Annotated[
-        str, typer.Option(help="strict-word (seqeval strict IOB2) or conlleval-subword (the paper's).")
-    ] = "strict-word",
+        str | None,
+        typer.Option(
+            help="strict-word (seqeval strict IOB2) or conlleval-subword (the paper's); default: the run's, "
+            "else strict-word."
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option(help="Write the metrics JSON here.")] = None,
     teacher: Annotated[bool, typer.Option("--teacher", help="Score a run folder's teacher.")] = False,
+    every_sentence: Annotated[
+        bool,
+        typer.Option("--every-sentence", help="Score the whole split, not the run's sample of it."),
+    ] = False,
 ) -> None:
-    """Score a saved student or a fine-tuned teacher per language (P, R, F1 per type; mean ± std)."""
+    """Score a saved student or a fine-tuned teacher per language (P, R, F1 per type; mean ± std), at gold
+    word boundaries and end to end on the raw text. A model of a run that read the same data is scored on
+    the run's sample of it (its max_dev/max_test and seed), reproducing the run's report."""
     from xtremedistil.pipeline import evaluate_model_dir
 
     result = evaluate_model_dir(
@@ -258,6 +268,7 @@ def evaluate(
         scheme=scheme,
         output=output,
         teacher=teacher,
+        every_sentence=every_sentence,
         reporter=_reporter(),
     )
     console.print(result, markup=False, highlight=False)

@@ -173,7 +173,11 @@ def run_teacher(config: RunConfig, reporter: Reporter | None = None) -> dict[str
 def model_report(results: dict[str, Any], name: str = "teacher") -> str:
     parts = [f"# {name.capitalize()} evaluation\n"]
     for split, result in results.items():
-        parts += [f"\n## {split} ({result['scheme']})\n\n", markdown_table({f"{name} F1": result})]
+        columns = {f"{name} F1, gold words": result}
+        if "end_to_end" in result:
+            columns[f"{name} F1, raw text"] = result["end_to_end"]
+        parts += [f"\n## {split} ({result['scheme']}; raw text: exact character spans)\n\n"]
+        parts += [markdown_table(columns)]
         parts += ["\n", per_type_table(result)]
     return "".join(parts)
 
@@ -201,6 +205,21 @@ def teacher_folder(config: RunConfig, run_dir: Path) -> Path:
     return find_teacher_folder(Path(config.teacher.run)) if config.teacher.run else teacher_dir(run_dir)
 
 
+def run_config_of(path: Path) -> RunConfig | None:
+    """The resolved config of the run a folder belongs to: a run folder, or a run's ``student``/``teacher``."""
+    from xtremedistil.config import config_from_dict
+
+    for folder in (path, path.parent):
+        if (folder / CONFIG_FILE).is_file() and not (folder / META_FILE).is_file():
+            tree = tomllib.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+            return config_from_dict(tree, str(folder / CONFIG_FILE))
+    return None
+
+
+def _same_source(a: str, b: str) -> bool:
+    return a == b or (not a.startswith("embedded:") and Path(a).resolve() == Path(b).resolve())
+
+
 def evaluate_model_dir(
     model_dir: Path,
     data: str,
@@ -208,19 +227,36 @@ def evaluate_model_dir(
     split: str = "test",
     languages: str | None = None,
     lang: str | None = None,
-    scheme: str = "strict-word",
+    scheme: str | None = None,
     output: Path | None = None,
     teacher: bool = False,
+    every_sentence: bool = False,
     reporter: Reporter | None = None,
 ) -> str:
-    """``xtremedistil evaluate``: score a saved model on a labeled source; returns the markdown report."""
+    """``xtremedistil evaluate``: score a saved model on a labeled source; returns the markdown report.
+
+    When ``model_dir`` belongs to a run whose config reads ``data``, the run's sampling of that source
+    (``max_dev``/``max_test``, its seed) and its scoring scheme are used, so the run's own numbers are
+    reproduced; ``every_sentence`` scores the whole split instead."""
     from xtremedistil.config import LabeledSource
+    from xtremedistil.data.sources import load_labeled
     from xtremedistil.student.saved import open_predictor, student_folder
 
     reporter = reporter or SilentReporter()
     setup_torch()
-    source = LabeledSource(source=data, lang=lang, languages=languages.split(",") if languages else None)
-    corpus = load_labeled_all([source])
+    keep = languages.split(",") if languages else None
+    source, seed, how = LabeledSource(source=data, lang=lang, languages=keep), 13, "every sentence"
+    run = run_config_of(Path(model_dir))
+    if run is not None:
+        scheme = scheme or run.evaluation.scheme
+        same = [s for s in run.data.labeled if _same_source(s.source, data)]
+        if same and not every_sentence:
+            update = {"languages": keep or same[0].languages, "lang": lang or same[0].lang}
+            source, seed = same[0].model_copy(update=update), run.seed
+            limit = {"train": source.max_train, "dev": source.max_dev, "test": source.max_test}[split]
+            how = "every sentence" if limit is None else f"as in the run: at most {limit} per language, seed {seed}"
+    scheme = scheme or "strict-word"
+    corpus = load_labeled(source, seed=seed)
     if not teacher and student_folder(model_dir) is not None:
         model: Teacher | StudentPredictor = open_predictor(model_dir)
         name, labels = "student", model.meta["labels"]
@@ -235,4 +271,6 @@ def evaluate_model_dir(
         raise XtremeDistilError(f"the data has no {split!r} split", path=data)
     if output is not None:
         write_json(output, results[split])
-    return model_report(results, name)
+    counts = ", ".join(f"{lang} {c[split]}" for lang, c in corpus.counts().items())
+    scored = f"Scored: the {split} split of {data}, {how} ({counts} sentences).\n\n"
+    return scored + model_report(results, name)
