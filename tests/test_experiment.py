@@ -146,3 +146,21 @@ def test_strategy_tables_compare_like_with_like():
     assert _curve(results, "D4.2", "labeled_size") == [(100, 40.0), (2000.0, 80.0)]
     strategy, sizes = frontier(results)
     assert strategy == "D4.2" and [(p["student"], p["f1"]) for p in sizes] == [("xs", 80.0), ("s", 85.0)]
+
+
+def test_d0_trains_saves_counts_and_selects_every_language_student(toy_config, tmp_path, capsys):  # noqa: F811
+    from xtremedistil.speed import parameter_counts
+    from xtremedistil.student.saved import load_student
+
+    toy_config.write_text(toy_config.read_text() + '\n[experiment]\nstrategies = ["D0"]\nlayers = [1]\n')
+    assert main(["experiment", str(toy_config), "--max-params", "100000000"]) == 0
+    run = tmp_path / "run"
+    (row,) = json.loads((run / "results.json").read_text())
+    assert row["students"] == 2
+    students = [load_student(run / "selected-student" / lang) for lang in ("en", "xx")]
+    assert row["params"] == sum(parameter_counts(p.student, p.student.embedding)["total"] for p in students)
+    assert (run / "selected-student" / "selection.json").is_file()
+    # `distil` makes one student, so it refuses the per-language strategy instead of silently training D0-S
+    capsys.readouterr()
+    assert main(["distil", str(toy_config), "--set", 'distil.strategy="D0"']) == 2
+    assert "one student per language" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from xtremedistil.config import RunConfig
 from xtremedistil.data.records import Corpus, Sentence
 from xtremedistil.data.sources import load_labeled_all, load_transfer
 from xtremedistil.evaluate import eval_set, evaluate_set
+from xtremedistil.errors import ConfigError
 from xtremedistil.io import atomic_path, read_json, write_json
 from xtremedistil.pipeline import (
     describe_corpus,
@@ -364,6 +365,12 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
     """Run the whole method and write the run folder; returns the metrics."""
     from xtremedistil.report import measure_and_report, write_report
 
+    if config.distil.strategy == "D0":
+        raise ConfigError(
+            'distil.strategy = "D0" is one student per language, and `distil` makes one student: use "D0-S" '
+            "(the same labels-only training, all languages jointly), or run D0 in `xtremedistil experiment`, "
+            "which trains, saves, counts and measures every language's student"
+        )
     reporter = reporter or SilentReporter()
     threads = setup_torch(config.threads, config.seed)
     start = time.perf_counter()

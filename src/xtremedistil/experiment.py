@@ -202,18 +202,10 @@ class Experiment:
             scores, students, stages = self._per_language(cell, config, prepared, all_pools)
         else:
             scores, students, stages = self._joint(cell, config, prepared, all_pools)
-        student = students[0]
-        speed = measure_model(
-            lambda b: student(b).logits,
-            prepared.dev.pool.encoded,
-            prepared.special,
-            batch_size=self.config.speed.batch_size,
-            batches=self.config.speed.batches,
-            warmup=self.config.speed.warmup,
-            latency_samples=self.config.speed.latency_samples,
-        )
+        speed = self.student_speed(students, prepared)
         teacher_speed = self.teacher_speed(cell, prepared)
-        params = parameter_counts(student, student.embedding)
+        counts = [parameter_counts(student, student.embedding) for student in students]
+        params = {key: sum(c[key] for c in counts) for key in ("total", "embedding")}
         teacher_params = parameter_counts(
             prepared.teacher.model, prepared.teacher.model.get_input_embeddings()
         )
@@ -242,6 +234,25 @@ class Experiment:
             "stages": [{k: s[k] for k in ("stage", "dev_mean_f1", "epochs_run", "seconds")} for s in stages],
             "seconds": time.perf_counter() - start,
         }
+
+    def student_speed(self, students: list[Any], prepared: Prepared) -> dict[str, float]:
+        """Speed of a cell's students on the dev windows. D0's students (one per language, same size) each
+        serve their own language, so a request meets one of them: the mean over students of each measure
+        (while its parameters are the sum: all of them must be deployed)."""
+        s = self.config.speed
+        speeds = [
+            measure_model(
+                lambda b, student=student: student(b).logits,
+                prepared.dev.pool.encoded,
+                prepared.special,
+                batch_size=s.batch_size,
+                batches=s.batches,
+                warmup=s.warmup,
+                latency_samples=s.latency_samples,
+            )
+            for student in students
+        ]
+        return {key: float(np.mean([m[key] for m in speeds])) for key in speeds[0]}
 
     def teacher_speed(self, cell: Cell, prepared: Prepared) -> dict[str, float]:
         if cell.labeled_size not in self._teacher_speed:
@@ -382,15 +393,20 @@ def select(
 
 
 def save_selection(run_dir: Path, best: dict[str, Any], why: str) -> Path:
-    """Copy the chosen cell's student (the first one for per-language D0) to ``selected-student``."""
+    """Copy the chosen cell's student to ``selected-student``; for D0 (one student per language) every
+    language's student, as ``selected-student/<lang>``."""
     import shutil
 
     cell_dir = run_dir / "cells" / best["key"]
-    source = next(iter(sorted(cell_dir.glob("*/student"))))
     target = run_dir / "selected-student"
     tmp = run_dir / ".selected-student.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
+    per_language = sorted(cell_dir.glob("lang-*/student"))
+    if per_language:
+        for source in per_language:
+            shutil.copytree(source, tmp / source.parent.name.removeprefix("lang-"))
+    else:
+        shutil.copytree(cell_dir / "joint" / "student", tmp)
     write_json(tmp / "selection.json", {"why": why, "cell": best["cell"], "dev_mean_f1": best["dev_mean_f1"]})
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
