@@ -257,11 +257,13 @@ def student_meta(prepared: Prepared, config: RunConfig, **extra: Any) -> dict[st
 
 
 def student_fingerprint(config: RunConfig, transfer_windows: int) -> str:
-    """What the finished stages depend on besides the teacher: resume only when it is unchanged."""
+    """What the finished stages depend on besides the teacher: resume only when it is unchanged (the scoring
+    scheme too: the stages' dev F1, and with ``select_on = "f1"`` their model selection, read it)."""
     import hashlib
     import json
 
     tree = config.model_dump(include={"seed", "student", "distil", "data"})
+    tree["scheme"] = config.evaluation.scheme
     return hashlib.sha256(json.dumps([tree, transfer_windows], sort_keys=True).encode()).hexdigest()[:16]
 
 

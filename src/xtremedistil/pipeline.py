@@ -254,7 +254,11 @@ def evaluate_model_dir(
             update = {"languages": keep or same[0].languages, "lang": lang or same[0].lang}
             source, seed = same[0].model_copy(update=update), run.seed
             limit = {"train": source.max_train, "dev": source.max_dev, "test": source.max_test}[split]
-            how = "every sentence" if limit is None else f"as in the run: at most {limit} per language, seed {seed}"
+            how = (
+                "every sentence"
+                if limit is None
+                else f"as in the run: at most {limit} per language, seed {seed}"
+            )
     scheme = scheme or "strict-word"
     corpus = load_labeled(source, seed=seed)
     if not teacher and student_folder(model_dir) is not None:

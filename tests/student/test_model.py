@@ -9,7 +9,7 @@ import torch
 from tests.conftest import make_sentence
 from xtremedistil.batching import SpecialIds, collate
 from xtremedistil.evaluate import eval_set
-from xtremedistil.segment import segmenter, split_words
+from xtremedistil.segment import char_entities, segmenter, split_words
 from xtremedistil.student.model import (
     LAYER_GROUPS,
     PAD,
@@ -202,8 +202,11 @@ def test_save_load_predict_round_trip(tiny_tokenizer, tmp_path):
     tags = predictor.tag_words([long_text.split()])[0]
     assert len(tags) == 40
     (entities,) = predictor.predict([long_text])
-    for entity in entities:
-        assert long_text[entity.start : entity.end] == entity.text
+    # entities are the runs of the word tags: whole words, in order, never overlapping
+    starts, ends = {a for a, _ in split_words(long_text)}, {b for _, b in split_words(long_text)}
+    expected = [(t, a, b) for t, a, b in char_entities(split_words(long_text), tags)]
+    assert [(e.type, e.start, e.end) for e in entities] == expected
+    assert all(e.start in starts and e.end in ends for e in entities)
 
 
 def test_entities_from_tags_and_word_splitting(tiny_tokenizer):
