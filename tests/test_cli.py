@@ -4,7 +4,6 @@ import pytest
 
 from xtremedistil.cli import main
 
-
 COMMANDS = [
     ["distil"],
     ["experiment"],

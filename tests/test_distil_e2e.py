@@ -164,14 +164,14 @@ def test_raw_text_score_is_the_score_of_predict(toy_config, tmp_path):
         texts = [detokenize(s.words) for s in sentences]
         gold = {
             (i, *e)
-            for i, (s, (_, spans)) in enumerate(zip(sentences, texts))
+            for i, (s, (_, spans)) in enumerate(zip(sentences, texts, strict=True))
             for e in char_entities(spans, s.tags)
         }
         found = predictor.predict([text for text, _ in texts])
         pred = {(i, e.type, e.start, e.end) for i, entities in enumerate(found) for e in entities}
-        for i, entities in enumerate(found):  # entities never overlap
+        for entities in found:  # entities never overlap
             ends = sorted((e.start, e.end) for e in entities)
-            assert all(b <= c for (_, b), (c, _) in zip(ends, ends[1:]))
+            assert all(b <= c for (_, b), (c, _) in zip(ends, ends[1:], strict=False))
         hits = len(gold & pred)
         f1 = 2 * hits / (len(gold) + len(pred)) if gold or pred else 0.0
         assert metrics["student"]["test"]["end_to_end"]["languages"][lang]["f1"] == pytest.approx(f1)

@@ -21,8 +21,8 @@ from xtremedistil.cache import CacheSpec, TeacherCache, build_cache, data_finger
 from xtremedistil.config import RunConfig
 from xtremedistil.data.records import Corpus, Sentence
 from xtremedistil.data.sources import load_labeled_all, load_transfer
-from xtremedistil.evaluate import eval_set, evaluate_set
 from xtremedistil.errors import ConfigError
+from xtremedistil.evaluate import eval_set, evaluate_set
 from xtremedistil.io import atomic_path, read_json, write_json
 from xtremedistil.pipeline import (
     describe_corpus,
