@@ -43,6 +43,12 @@ def _one_hot(task, encoded, unit_tags):
     return out
 
 
+def _scores(task, data, tokenizer, logits, scheme="strict-word"):
+    """Scores and unit tags of ``data`` from precomputed ``logits`` (no model runs)."""
+    special = SpecialIds.from_tokenizer(tokenizer)
+    return evaluate_set(None, task, data, special, batch_size=4, logits=logits, scheme=scheme)
+
+
 def test_gold_tags_score_perfectly_at_gold_boundaries_and_on_raw_text(tiny_tokenizer):
     task = NerTask(["PER", "LOC", "ORG"])
     sentences = [make_sentence(text, tags) for text, tags in TOY] + [
@@ -51,22 +57,13 @@ def test_gold_tags_score_perfectly_at_gold_boundaries_and_on_raw_text(tiny_token
     data = eval_set(task, sentences, tiny_tokenizer, 16, segmenter(tiny_tokenizer))
     assert data.units[-1].words == ("北", "京", "的", "alice")  # Chinese is read one character per unit
     logits = _one_hot(task, data.encoded, [u.tags for u in data.units])
-    scores, unit_tags = evaluate_set(
-        None, task, data, SpecialIds.from_tokenizer(tiny_tokenizer), batch_size=4, logits=logits
-    )
+    scores, unit_tags = _scores(task, data, tiny_tokenizer, logits)
     assert unit_tags[-1] == ["B-LOC", "I-LOC", "O", "B-PER"]
     assert scores["mean_f1"] == pytest.approx(100.0)
     assert scores["end_to_end"]["mean_f1"] == pytest.approx(100.0)
     assert scores["end_to_end"]["languages"]["zh"]["support"] == 2
     with pytest.raises(ValueError, match="do not match"):
-        evaluate_set(
-            None,
-            task,
-            data,
-            SpecialIds.from_tokenizer(tiny_tokenizer),
-            batch_size=4,
-            logits=[z[:-1] for z in logits],
-        )
+        _scores(task, data, tiny_tokenizer, [z[:-1] for z in logits])
 
 
 def test_a_boundary_error_inside_a_gold_word_costs_only_the_raw_text_score(tiny_tokenizer):
@@ -76,9 +73,7 @@ def test_a_boundary_error_inside_a_gold_word_costs_only_the_raw_text_score(tiny_
         task, [make_sentence("北京 很 大", "B-LOC O O", "zh")], tiny_tokenizer, 16, segmenter(tiny_tokenizer)
     )
     logits = _one_hot(task, data.encoded, [["B-LOC", "O", "O", "O"]])  # "北" only, not "北京"
-    scores, _ = evaluate_set(
-        None, task, data, SpecialIds.from_tokenizer(tiny_tokenizer), batch_size=4, logits=logits
-    )
+    scores, _ = _scores(task, data, tiny_tokenizer, logits)
     assert scores["languages"]["zh"]["f1"] == pytest.approx(1.0)
     end_to_end = scores["end_to_end"]["languages"]["zh"]
     assert end_to_end["precision"] == 0.0 and end_to_end["recall"] == 0.0 and end_to_end["support"] == 1
@@ -96,9 +91,7 @@ def test_raw_text_score_counts_type_and_both_ends(tiny_tokenizer):
     }
     for tags, (precision, recall) in cases.items():
         logits = _one_hot(task, data.encoded, [list(tags)])
-        scores, _ = evaluate_set(
-            None, task, data, SpecialIds.from_tokenizer(tiny_tokenizer), batch_size=4, logits=logits
-        )
+        scores, _ = _scores(task, data, tiny_tokenizer, logits)
         result = scores["end_to_end"]["languages"]["en"]
         assert (result["precision"], result["recall"]) == (pytest.approx(precision), pytest.approx(recall)), (
             tags
@@ -111,27 +104,9 @@ def test_conlleval_subword_scheme_counts_sub_words_of_gold_words(tiny_tokenizer)
         task, [make_sentence("alicex lives", "B-PER O")], tiny_tokenizer, 16, segmenter(tiny_tokenizer)
     )
     logits = _one_hot(task, data.encoded, [["B-PER", "O"]])
-    strict, _ = evaluate_set(
-        None, task, data, SpecialIds.from_tokenizer(tiny_tokenizer), batch_size=4, logits=logits
-    )
-    paper, _ = evaluate_set(
-        None,
-        task,
-        data,
-        SpecialIds.from_tokenizer(tiny_tokenizer),
-        batch_size=4,
-        logits=logits,
-        scheme="conlleval-subword",
-    )
+    strict, _ = _scores(task, data, tiny_tokenizer, logits)
+    paper, _ = _scores(task, data, tiny_tokenizer, logits, "conlleval-subword")
     assert strict["scheme"] == "strict-word" and paper["scheme"] == "conlleval-subword"
     assert paper["mean_f1"] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="unknown scheme"):
-        evaluate_set(
-            None,
-            task,
-            data,
-            SpecialIds.from_tokenizer(tiny_tokenizer),
-            batch_size=4,
-            logits=logits,
-            scheme="x",
-        )
+        _scores(task, data, tiny_tokenizer, logits, "x")
