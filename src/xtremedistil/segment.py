@@ -65,7 +65,10 @@ def _runs(text: str) -> list[tuple[int, int, int]]:
         a, b = match.span()
         kind = _kind(text[a])
         if kind == SPACE and any(_kind(c) != SPACE for c in text[a:b]):
-            kind = MARK  # a lone combining mark or joiner after a space: keep it, as a unit of its own
+            # a combining mark or joiner right after a space (one cluster): a unit of its own, without the space
+            kind = MARK
+            while _kind(text[a]) == SPACE:
+                a += 1
         if runs and runs[-1][0] == kind and kind not in (MARK, SPACE) and runs[-1][2] == a:
             runs[-1][2] = b
         else:

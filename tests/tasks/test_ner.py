@@ -103,3 +103,26 @@ def test_span_scores_strict_and_lenient():
 
 def test_expand_to_subwords_continues_the_entity():
     assert expand_to_subwords(["B-PER", "O", "B-LOC"], [2, 2, 1]) == ["B-PER", "I-PER", "O", "O", "B-LOC"]
+
+
+def test_raw_text_is_tokenized_as_text_and_pieces_go_to_their_units(xlmr_tokenizer):
+    from xtremedistil.data.records import Sentence
+    from xtremedistil.segment import segmenter, to_units
+    from xtremedistil.tasks.ner import word_pieces
+
+    def pieces(text, cjk="char"):
+        units, _ = to_units(Sentence.from_text(text), segmenter(xlmr_tokenizer, cjk))
+        (per_unit,) = word_pieces([units], xlmr_tokenizer)
+        return [xlmr_tokenizer.convert_ids_to_tokens(p) for p in per_unit]
+
+    # Latin text keeps the tokenizer's own pieces: no word-start mark forced onto "'", "s", "-" or "mail"
+    assert pieces("Obama's e-mail") == [["▁Obama"], ["'"], ["s"], ["▁e"], ["-"], ["mail"]]
+    text = "Sioux Falls, South Dakota"
+    flat = [p for unit in pieces(text) for p in unit]
+    assert flat == xlmr_tokenizer.tokenize(text)
+    # a piece that spans several one-character units ("北京") is cut: each character tokenized on its own
+    assert pieces("我在北京") == [["▁我"], ["▁在"], ["北"], ["京"]]
+    assert pieces("我在北京", cjk="piece") == [["我"], ["在北京"]]
+    # words given without their text are tokenized word by word, as before
+    (split,) = word_pieces([Sentence(("Obama", "'", "s"))], xlmr_tokenizer)
+    assert [xlmr_tokenizer.convert_ids_to_tokens(p) for p in split] == [["▁Obama"], ["▁'"], ["▁s"]]

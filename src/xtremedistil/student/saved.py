@@ -105,25 +105,34 @@ class StudentPredictor:
         self.segment = model_segmenter(tokenizer, meta)
 
     def tag_words(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[list[str]]:
-        """IOB2 tags for words already cut the way this student reads text (``split_words``); long inputs are
-        cut into windows so no word is dropped."""
-        records = [Sentence(tuple(words)) for words in sentences]
-        encoded, _ = self.task.encode(records, self.tokenizer, self.max_length)
-        logits = predict_logits(lambda b: self.student(b).logits, encoded, self.special, batch_size)
-        return self.task.decode(records, encoded, logits)
+        """IOB2 tags for words given already split (each word tokenized on its own); long inputs are cut
+        into windows so no word is dropped. Raw text goes through ``predict`` / ``tag_text``."""
+        return self._tag([Sentence(tuple(words)) for words in sentences], batch_size)
 
-    def units(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
-        """The unit spans of each text, as the student was trained to read them."""
-        return [self.segment(text) for text in texts]
+    def tag_text(
+        self, texts: Sequence[str], batch_size: int = 64
+    ) -> list[tuple[list[tuple[int, int]], list[str]]]:
+        """Each text cut into units the way the student was trained to read raw text, with a tag per unit."""
+        records = []
+        for text in texts:
+            spans = self.segment(text)
+            records.append(Sentence(tuple(text[a:b] for a, b in spans), None, "und", text, tuple(spans)))
+        non_empty = [i for i, r in enumerate(records) if r.words]
+        tags = dict(zip(non_empty, self._tag([records[i] for i in non_empty], batch_size), strict=True))
+        return [(list(r.spans or ()), tags.get(i, [])) for i, r in enumerate(records)]
 
     def predict(self, texts: str | Iterable[str], batch_size: int = 64) -> list[list[Entity]]:
         """Entities of each text (a single string gives a one-element list)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
-        spans = self.units(texts)
-        words = [[text[a:b] for a, b in sp] for text, sp in zip(texts, spans, strict=True)]
-        non_empty = [i for i, w in enumerate(words) if w]
-        tags = dict(zip(non_empty, self.tag_words([words[i] for i in non_empty], batch_size), strict=True))
-        return [entities_from_tags(text, spans[i], tags.get(i, [])) for i, text in enumerate(texts)]
+        tagged = self.tag_text(texts, batch_size)
+        return [
+            entities_from_tags(text, spans, tags) for text, (spans, tags) in zip(texts, tagged, strict=True)
+        ]
+
+    def _tag(self, records: list[Sentence], batch_size: int) -> list[list[str]]:
+        encoded, _ = self.task.encode(records, self.tokenizer, self.max_length)
+        logits = predict_logits(lambda b: self.student(b).logits, encoded, self.special, batch_size)
+        return self.task.decode(records, encoded, logits)
 
 
 def load_student(path: str | Path) -> StudentPredictor:
@@ -163,11 +172,6 @@ def format_predictions(
                     {"text": text, "entities": [e.to_dict() for e in entities]}, ensure_ascii=False
                 )
         else:
-            spans = predictor.units(chunk)
-            words = [[text[a:b] for a, b in sp] for text, sp in zip(chunk, spans, strict=True)]
-            tagged = predictor.tag_words([w for w in words if w], batch_size)
-            tags = iter(tagged)
-            for sentence in words:
-                row_tags = next(tags) if sentence else []
-                yield from (f"{w}\t{t}" for w, t in zip(sentence, row_tags, strict=True))
+            for text, (spans, tags) in zip(chunk, predictor.tag_text(chunk, batch_size), strict=True):
+                yield from (f"{text[a:b]}\t{t}" for (a, b), t in zip(spans, tags, strict=True))
                 yield ""

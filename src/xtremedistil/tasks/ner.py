@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,6 +53,78 @@ def word_boundary_id(tokenizer: Any) -> int | None:
     return None if token_id is None or token_id == tokenizer.unk_token_id else int(token_id)
 
 
+def word_pieces(sentences: Sequence[Sentence], tokenizer: Any) -> list[list[list[int]]]:
+    """The sub-word ids of each word of each sentence.
+
+    A sentence cut from raw text (``text`` and ``spans`` set) is tokenized as that text, the way the teacher
+    was pre-trained, and each piece goes to the word its first character lies in; words that a piece
+    straddles (a Chinese piece of several one-character units, say) and words left without a piece are
+    tokenized on their own. Other sentences are tokenized word by word (``is_split_into_words``). A bare
+    sentencepiece "▁" (the same before every Chinese word) never carries a word's label: it is dropped when
+    the word has other pieces."""
+    boundary = word_boundary_id(tokenizer)
+    out: list[list[list[int]] | None] = [None] * len(sentences)
+    raw = [i for i, s in enumerate(sentences) if s.text is not None and s.spans is not None]
+    alone: list[tuple[int, int]] = []  # (sentence, word) to tokenize on their own
+    if raw:
+        tokens = tokenizer(
+            [sentences[i].text for i in raw], add_special_tokens=False, return_offsets_mapping=True
+        )
+        for row, i in enumerate(raw):
+            pieces, redo = _assign_pieces(
+                sentences[i], tokens["input_ids"][row], tokens["offset_mapping"][row], boundary
+            )
+            out[i] = pieces
+            alone += [(i, k) for k in redo]
+    rest = [i for i, pieces in enumerate(out) if pieces is None]
+    words = [list(sentences[i].words) for i in rest] + [[sentences[i].words[k]] for i, k in alone]
+    if words:
+        tokens = tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+        for row, _ in enumerate(words):
+            per_word: list[list[int]] = [[] for _ in words[row]]
+            for token_id, word in zip(tokens["input_ids"][row], tokens.word_ids(row), strict=True):
+                if word is not None:
+                    per_word[word].append(token_id)
+            for pieces in per_word:
+                if len(pieces) > 1 and pieces[0] == boundary:
+                    del pieces[0]
+            if row < len(rest):
+                out[rest[row]] = per_word
+            else:
+                i, k = alone[row - len(rest)]
+                out[i][k] = per_word[0]  # type: ignore[index]
+    return out  # type: ignore[return-value]
+
+
+def _assign_pieces(
+    sentence: Sentence, ids: Sequence[int], offsets: Sequence[tuple[int, int]], boundary: int | None
+) -> tuple[list[list[int]], list[int]]:
+    """Pieces of ``sentence.text`` to its words by character offset; returns them and the words to redo."""
+    spans = sentence.spans or ()
+    text = sentence.text or ""
+    starts = [a for a, _ in spans]
+    pieces: list[list[int]] = [[] for _ in spans]
+    redo: set[int] = set()
+    for token_id, (s, e) in zip(ids, offsets, strict=True):
+        while s < e and text[s].isspace():  # sentencepiece's "▁" may claim the space before a piece
+            s += 1
+        if s >= e or token_id == boundary:
+            continue
+        k = bisect_right(starts, s) - 1
+        if k < 0 or s >= spans[k][1]:  # starts on a character no word holds (an invisible control)
+            k += 1
+            if k >= len(spans) or spans[k][0] >= e:
+                continue
+        if e > spans[k][1]:  # straddles words: each of them is tokenized on its own
+            redo.update(range(k, bisect_left(starts, e)))
+        else:
+            pieces[k].append(token_id)
+    redo.update(k for k, p in enumerate(pieces) if not p)
+    for k in redo:
+        pieces[k] = []
+    return pieces, sorted(redo)
+
+
 class NerTask:
     """Token classification over IOB2 tags; metric: entity-level span F1 (seqeval, strict IOB2)."""
 
@@ -86,26 +159,14 @@ class NerTask:
         encoded: list[Encoded] = []
         split_sentences = truncated_words = subwords = 0
         batch_size = 2048
-        boundary = word_boundary_id(tokenizer)
         for offset in range(0, len(sentences), batch_size):
             chunk = sentences[offset : offset + batch_size]
-            tokens = tokenizer(
-                [list(s.words) for s in chunk], is_split_into_words=True, add_special_tokens=False
-            )
-            for j, sentence in enumerate(chunk):
-                pieces: list[list[int]] = [[] for _ in sentence.words]
-                for token_id, word in zip(tokens["input_ids"][j], tokens.word_ids(j), strict=True):
-                    if word is not None:
-                        pieces[word].append(token_id)
-                for word_pieces in pieces:
-                    if len(word_pieces) > 1 and word_pieces[0] == boundary:
-                        # sentencepiece marks a word start with a bare "▁" before CJK text; the label would
-                        # sit on a piece that is the same for every word, so it goes to the first real piece
-                        del word_pieces[0]
-                    if not word_pieces:  # e.g. a lone control character: keep the word, as <unk>
-                        word_pieces.append(tokenizer.unk_token_id)
-                    elif sentence.is_labeled and len(word_pieces) > budget:
-                        del word_pieces[budget:]
+            for j, (sentence, pieces) in enumerate(zip(chunk, word_pieces(chunk, tokenizer), strict=True)):
+                for word in pieces:
+                    if not word:  # e.g. a lone control character: keep the word, as <unk>
+                        word.append(tokenizer.unk_token_id)
+                    elif sentence.is_labeled and len(word) > budget:
+                        del word[budget:]
                         truncated_words += 1
                 windows = self._windows(sentence, pieces, budget, offset + j)
                 split_sentences += len(windows) > 1
