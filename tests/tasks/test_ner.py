@@ -122,7 +122,7 @@ def test_raw_text_is_tokenized_as_text_and_pieces_go_to_their_units(xlmr_tokeniz
     assert flat == xlmr_tokenizer.tokenize(text)
     # a piece that spans several one-character units ("北京") is cut: each character tokenized on its own
     assert pieces("我在北京") == [["▁我"], ["▁在"], ["北"], ["京"]]
-    assert pieces("我在北京", cjk="piece") == [["我"], ["在北京"]]
+    assert pieces("我在北京", cjk="piece") == [["▁我"], ["在北京"]]
     # words given without their text are tokenized word by word, as before
     (split,) = word_pieces([Sentence(("Obama", "'", "s"))], xlmr_tokenizer)
     assert [xlmr_tokenizer.convert_ids_to_tokens(p) for p in split] == [["▁Obama"], ["▁'"], ["▁s"]]
