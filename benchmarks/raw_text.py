@@ -3,11 +3,14 @@ the test sentences written out as plain text (entities matched by exact type and
 F1 at the corpus's gold word boundaries.
 
     python benchmarks/raw_text.py --name quickstart --before ../runs/before-quickstart --after runs/quickstart-bench
+    python benchmarks/raw_text.py --name wikiann --before ../runs/before-wikiann-small --after runs/wikiann-small
 
 ``--before`` is a run folder made by the code before the fix (commit bbaebe3: models trained on the gold
 words, raw text cut by the old splitter), for example with
 
     git worktree add ../before bbaebe3 && cd ../before && xtremedistil distil --output ../runs/before-quickstart
+    (and, for WikiAnn, `xtremedistil distil configs/wikiann-small.toml --output ../runs/before-wikiann-small`
+    with this repository's configs/wikiann-small.toml copied there)
 
 Its gold-word F1 is the model tagging the gold words (as that code scored it); its raw-text F1 runs that
 code's splitter, kept below as ``legacy_split_words`` for this measurement only. ``--after`` is a run of the

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from xtremedistil.config import config_to_toml, load_config, parse_override
@@ -50,3 +52,11 @@ def test_overrides():
         parse_override("teacher.epochs")
     with pytest.raises(ConfigError, match="teacher.epochs"):
         load_config(None, ["teacher.epochs=zero"])
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml")), ids=lambda p: p.name
+)
+def test_shipped_configs_are_valid(path):
+    config = load_config(path)
+    assert config.task == "ner" and config.data.labeled
