@@ -13,6 +13,7 @@ import torch
 
 from xtremedistil.batching import SpecialIds, iterate_batches
 from xtremedistil.data.records import Sentence
+from xtremedistil.progress import Reporter, SilentReporter
 from xtremedistil.segment import char_entities, text_and_spans, units_of, word_tags
 from xtremedistil.tasks.base import Batch, Encoded, EncodingStats
 from xtremedistil.tasks.ner import NerTask, expand_to_subwords, span_scores
@@ -92,7 +93,7 @@ def evaluate_set(
     *,
     batch_size: int,
     scheme: str = "strict-word",
-    reporter: Any = None,
+    reporter: Reporter | None = None,
     description: str = "evaluate",
     logits: list[np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], list[list[str]]]:
@@ -100,11 +101,8 @@ def evaluate_set(
     already computed, else by running ``forward``. Returns the scores and the unit tags."""
     if logits is None:
         assert forward is not None
-        if reporter is None:
-            logits = predict_logits(forward, data.encoded, special, batch_size)
-        else:
-            with reporter.bar(description, total=len(data.encoded)) as advance:
-                logits = predict_logits(forward, data.encoded, special, batch_size, progress=advance)
+        with (reporter or SilentReporter()).bar(description, total=len(data.encoded)) as advance:
+            logits = predict_logits(forward, data.encoded, special, batch_size, progress=advance)
     elif len(logits) != len(data.encoded) or any(
         len(z) != len(e) for z, e in zip(logits, data.encoded, strict=True)
     ):
