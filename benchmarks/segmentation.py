@@ -64,7 +64,7 @@ def dev_table(runs: dict[str, Path]) -> str:
             columns[f"{model} {policy}, raw text"] = m[model]["dev"]["end_to_end"]
     minutes = {p: m["distil_job_seconds"] / 60 for p, m in metrics.items()}
     times = ", ".join(f"`{p}` {minutes[p]:.1f} min" for p in metrics)
-    return markdown_table(columns) + f"\nJob wall time (same machine, one at a time): {times}.\n"
+    return markdown_table(columns) + f"\nJob wall time (same machine, one run after the other): {times}.\n"
 
 
 def main() -> None:

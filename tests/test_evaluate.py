@@ -54,8 +54,8 @@ def test_gold_tags_score_perfectly_at_gold_boundaries_and_on_raw_text(tiny_token
     sentences = [make_sentence(text, tags) for text, tags in TOY] + [
         make_sentence("北京 的 alice", "B-LOC O B-PER", "zh")
     ]
-    data = eval_set(task, sentences, tiny_tokenizer, 16, segmenter(tiny_tokenizer))
-    assert data.units[-1].words == ("北", "京", "的", "alice")  # Chinese is read one character per unit
+    data = eval_set(task, sentences, tiny_tokenizer, 16, segmenter(tiny_tokenizer, "char"))
+    assert data.units[-1].words == ("北", "京", "的", "alice")  # Chinese one character per unit
     logits = _one_hot(task, data.encoded, [u.tags for u in data.units])
     scores, unit_tags = _scores(task, data, tiny_tokenizer, logits)
     assert unit_tags[-1] == ["B-LOC", "I-LOC", "O", "B-PER"]
@@ -70,7 +70,11 @@ def test_a_boundary_error_inside_a_gold_word_costs_only_the_raw_text_score(tiny_
     """The gold-word score reads a word's tag from its first unit; the raw-text score needs the exact span."""
     task = NerTask(["LOC"])
     data = eval_set(
-        task, [make_sentence("北京 很 大", "B-LOC O O", "zh")], tiny_tokenizer, 16, segmenter(tiny_tokenizer)
+        task,
+        [make_sentence("北京 很 大", "B-LOC O O", "zh")],
+        tiny_tokenizer,
+        16,
+        segmenter(tiny_tokenizer, "char"),
     )
     logits = _one_hot(task, data.encoded, [["B-LOC", "O", "O", "O"]])  # "北" only, not "北京"
     scores, _ = _scores(task, data, tiny_tokenizer, logits)

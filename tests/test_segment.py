@@ -11,37 +11,60 @@ from tests.conftest import make_sentence
 from xtremedistil.data.embedded import load_embedded
 from xtremedistil.data.records import Sentence
 from xtremedistil.segment import (
+    UnitStats,
     char_entities,
     detokenize,
     segmenter,
     split_words,
     to_units,
-    units_of,
     word_tags,
 )
 
 
-def words(text: str, tokenizer=None, cjk="char") -> list[str]:
+def words(text: str, tokenizer=None, cjk="piece") -> list[str]:
     return [text[a:b] for a, b in split_words(text, tokenizer, cjk)]
 
 
-def test_chinese_is_one_unit_per_character_without_duplicates(xlmr_tokenizer):
+def test_chinese_char_policy_is_one_unit_per_character_without_duplicates(xlmr_tokenizer):
     text = "江泽民在北京会见了联合国秘书长安南。"
-    assert words(text, xlmr_tokenizer) == list(text)
-    assert words("I met 江泽民 in 北京", xlmr_tokenizer) == ["I", "met", "江", "泽", "民", "in", "北", "京"]
+    assert words(text, xlmr_tokenizer, "char") == list(text)
+    assert words("I met 江泽民 in 北京", xlmr_tokenizer, "char") == [
+        "I",
+        "met",
+        "江",
+        "泽",
+        "民",
+        "in",
+        "北",
+        "京",
+    ]
 
 
-def test_japanese_kana_kanji_and_marks_are_characters(xlmr_tokenizer):
+def test_japanese_kana_kanji_and_marks_are_characters_under_char(xlmr_tokenizer):
     text = "佐々木さんは東京のソニーで働いています。"
-    assert words(text, xlmr_tokenizer) == list(text)  # 々 and ー are characters of their own too
-    assert words("ＡＢＣ１２３は", xlmr_tokenizer) == ["ＡＢＣ１２３", "は"]  # full-width Latin stays a word
+    assert words(text, xlmr_tokenizer, "char") == list(text)  # 々 and ー are characters of their own too
+    assert words("ＡＢＣ１２３は", xlmr_tokenizer, "char") == [
+        "ＡＢＣ１２３",
+        "は",
+    ]  # full-width Latin stays a word
 
 
 def test_piece_policy_cuts_where_the_tokenizer_cuts_and_never_twice(xlmr_tokenizer):
     text = "江泽民在北京会见了联合国秘书长安南。"
-    pieces = words(text, xlmr_tokenizer, cjk="piece")
-    assert "".join(pieces) == text  # the old splitter gave 江, 江, 泽, ...
-    assert pieces[:3] == ["江", "泽", "民"] and "在北京" in pieces
+    pieces = words(text, xlmr_tokenizer)
+    assert pieces == ["江", "泽", "民", "在北京", "会", "见", "了", "联合国", "秘书长", "安", "南", "。"]
+    assert words("I met 江泽民 in 北京", xlmr_tokenizer) == ["I", "met", "江", "泽", "民", "in", "北京"]
+    assert words("田中さんは東京のソニーで", xlmr_tokenizer) == [
+        "田",
+        "中",
+        "さんは",
+        "東京",
+        "の",
+        "ソ",
+        "ニー",
+        "で",
+    ]
+    assert words("ＡＢＣ１２３は", xlmr_tokenizer) == ["ＡＢＣ１２３", "は"]  # full-width Latin stays a word
 
 
 def test_text_without_spaces_is_cut_at_pieces_on_grapheme_boundaries(xlmr_tokenizer):
@@ -76,8 +99,8 @@ def _check_cover(text: str, spans: list[tuple[int, int]]) -> None:
     previous_end = 0
     for a, b in spans:
         assert previous_end <= a < b <= len(text)
-        # never inside a grapheme cluster (but a mark that follows a space starts after the space)
-        assert (a in clusters or text[a - 1].isspace()) and b in clusters
+        # never inside a grapheme cluster (but a mark clustered onto a space or control starts after it)
+        assert (a in clusters or text[a - 1].isspace() or not text[a - 1].isprintable()) and b in clusters
         assert not any(c.isspace() for c in text[a:b])
         for i in range(a, b):
             covered[i] += 1
@@ -139,7 +162,7 @@ def test_detokenize_writes_text_a_user_would_send():
 
 def test_entities_carry_over_to_units_and_back():
     sentence = make_sentence("江泽民 在 北京 会见 了 安南 。", "B-PER O B-LOC O O B-PER O", "zh")
-    units, stats = to_units(sentence, segmenter(None))
+    units, stats = to_units(sentence, segmenter(None))  # no tokenizer: one unit per character
     assert units.text == "江泽民在北京会见了安南。"
     assert units.tags[:6] == ("B-PER", "I-PER", "I-PER", "O", "B-LOC", "I-LOC")
     assert stats.entities == 3 and stats.inexact == 0
@@ -167,13 +190,21 @@ def test_raw_sentences_keep_their_text():
     assert units.text == "Hello ,  world" and units.words == ("Hello", ",", "world")
 
 
-def test_embedded_gold_entities_survive_the_round_trip_exactly(xlmr_tokenizer):
-    """Every gold entity of the embedded corpora is a span of whole units, and reading the projected unit
-    tags back onto the gold words gives the gold tags."""
+def test_embedded_gold_entities_survive_the_round_trip(xlmr_tokenizer):
+    """One unit per character: every gold entity of the embedded corpora is a span of whole units, and the
+    projected unit tags read back onto the gold words give the gold tags. Tokenizer pieces: the same for
+    every sentence whose entities all fall on piece boundaries, and only a few entities do not."""
     for name in ("pku-zh", "wnut16-en", "hironsan-ja"):
-        corpus = load_embedded(name)
-        gold = corpus.split("dev")
-        units, stats = units_of(gold, segmenter(xlmr_tokenizer))
-        assert stats.entities > 0 and stats.inexact == 0, name
-        for g, u in zip(gold, units, strict=True):
-            assert word_tags(g, u, u.tags) == list(g.tags), (name, g.words)
+        gold = load_embedded(name).split("dev")
+        for cjk in ("char", "piece"):
+            stats = UnitStats()
+            for g in gold:
+                u, s = to_units(g, segmenter(xlmr_tokenizer, cjk))
+                stats += s
+                if s.inexact == 0:
+                    assert word_tags(g, u, u.tags) == list(g.tags), (name, g.words)
+            assert stats.entities > 0, name
+            if cjk == "char" or name == "wnut16-en":
+                assert stats.inexact == 0, (name, cjk)
+            else:
+                assert 0 < stats.inexact < 0.06 * stats.entities, (name, cjk, stats)

@@ -7,9 +7,10 @@ that is not a space or an invisible control lies in exactly one unit; units neve
 - runs of letters, digits and their combining marks (whole grapheme clusters) form one unit: ``Obama``,
   ``हिन्दी``, ``naïve``; each punctuation mark, symbol or emoji cluster is a unit of its own (``'``, ``,``,
   ``👍🏽``, ``🇺🇸``);
-- Chinese characters and kana (``cjk = "char"``, the default) are one unit per character, the convention of
-  mBERT and of Chinese BERT models: every entity boundary in such text is a unit boundary. ``cjk = "piece"``
-  cuts them where the teacher's tokenizer puts piece boundaries instead (measured in docs/METHOD.md);
+- Chinese characters and kana are cut where the teacher's tokenizer puts piece boundaries (``cjk =
+  "piece"``, the default, chosen on dev: docs/METHOD.md, "Raw text"), or one unit per character
+  (``cjk = "char"``, mBERT's convention: every entity boundary is then a unit boundary, but the teacher
+  reads characters where it was pre-trained on pieces);
 - other scripts written without spaces (Thai, Lao, Khmer, Myanmar) are cut at the tokenizer's piece
   boundaries, moved to grapheme-cluster boundaries (one unit per cluster without a tokenizer).
 
@@ -97,9 +98,10 @@ def _piece_cuts(text: str, a: int, b: int, tokenizer: Any) -> list[int]:
     return sorted({a, b} | (starts & allowed))
 
 
-def split_words(text: str, tokenizer: Any = None, cjk: CjkPolicy = "char") -> list[tuple[int, int]]:
+def split_words(text: str, tokenizer: Any = None, cjk: CjkPolicy = "piece") -> list[tuple[int, int]]:
     """Character spans of the units of ``text`` (see the module docstring); ``tokenizer`` is only read for
-    scripts written without spaces other than Chinese/Japanese (and for them with ``cjk="piece"``)."""
+    scripts written without spaces (for Chinese/Japanese only with ``cjk="piece"``); without one, such text
+    is one unit per grapheme cluster."""
     if cjk not in CJK_POLICIES:
         raise ValueError(f"cjk must be one of {CJK_POLICIES}, not {cjk!r}")
     spans: list[tuple[int, int]] = []
@@ -114,7 +116,7 @@ def split_words(text: str, tokenizer: Any = None, cjk: CjkPolicy = "char") -> li
     return spans
 
 
-def segmenter(tokenizer: Any, cjk: CjkPolicy = "char") -> Callable[[str], list[tuple[int, int]]]:
+def segmenter(tokenizer: Any, cjk: CjkPolicy = "piece") -> Callable[[str], list[tuple[int, int]]]:
     """``text -> unit spans`` with ``split_words``, this tokenizer and CJK policy."""
 
     def segment(text: str) -> list[tuple[int, int]]:
@@ -130,7 +132,7 @@ def segmentation(cjk: CjkPolicy) -> dict[str, Any]:
 
 def model_segmenter(tokenizer: Any, meta: dict[str, Any]) -> Callable[[str], list[tuple[int, int]]]:
     """The segmenter a saved model (teacher or student) was trained with, from its meta."""
-    return segmenter(tokenizer, (meta.get("segmentation") or {}).get("cjk", "char"))
+    return segmenter(tokenizer, (meta.get("segmentation") or {}).get("cjk", "piece"))
 
 
 # --------------------------------------------------------------------------------------------------------
