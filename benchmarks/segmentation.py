@@ -1,15 +1,16 @@
 """How Chinese and Japanese text is cut into units (`data.cjk`), decided on dev data.
 
-1. Without training: for each embedded corpus (and WikiAnn when present), the share of gold entities whose
+1. Without training: for each embedded corpus (and WikiAnn when present), the share of dev entities whose
    both ends fall on unit boundaries (the most a model reading those units can get exactly right on raw
    text) and the sub-words per sentence the teacher reads, for the gold words (the code before the fix),
-   one unit per character (`cjk = "char"`) and the tokenizer's pieces (`cjk = "piece"`).
-2. Trained: the quickstart default distilled twice, once per policy (each its own teacher, since the
-   policy changes what the teacher reads), compared on dev only, gold words and raw text.
+   one unit per character (`char`), the tokenizer's pieces (`piece`), and pieces with those that a train
+   entity starts or ends inside cut into characters (`piece-split`).
+2. Trained: the quickstart default distilled once per policy (each its own teacher, since the policy
+   changes what the teacher reads), compared on dev only, gold words and raw text.
 
-    python benchmarks/segmentation.py [--char runs/quickstart-bench] [--piece runs/quickstart-piece]
+    python benchmarks/segmentation.py [--char runs/cjk-char] [--piece runs/cjk-piece] [--piece-split ...]
 
-A missing run folder is made with `xtremedistil distil --output FOLDER [--set data.cjk="piece"]`.
+A missing run folder is made with `xtremedistil distil --output FOLDER --set data.cjk="POLICY"`.
 """
 
 from __future__ import annotations
@@ -22,36 +23,35 @@ from results import provenance, run_cli, write_section
 from xtremedistil.data.embedded import load_embedded
 from xtremedistil.data.readers import read_corpus_folder
 from xtremedistil.evaluate import markdown_table
-from xtremedistil.segment import segmenter, units_of
+from xtremedistil.segment import segmenter, straddled_pieces, units_of
 from xtremedistil.tasks.ner import NerTask
 from xtremedistil.teacher.registry import resolve_teacher
 
 WIKIANN = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikiann"
 WIKIANN_LANGUAGES = ["ar", "de", "en", "es", "hi", "ru", "tr", "vi"]
+POLICIES = ("char", "piece", "piece-split")
 
 
 def boundary_table(tokenizer) -> str:
     corpora = {name: load_embedded(name) for name in ("pku-zh", "hironsan-ja", "wnut16-en")}
     if WIKIANN.is_dir():
-        corpora["wikiann (8 languages, dev)"] = read_corpus_folder(WIKIANN, languages=WIKIANN_LANGUAGES)
+        corpora["wikiann (8 languages)"] = read_corpus_folder(WIKIANN, languages=WIKIANN_LANGUAGES)
     task = NerTask(["LOC", "ORG", "PER"])
     rows = [
-        "| corpus | sentences | gold entities | exact, char | exact, piece | sub-words/sentence: gold words | char | piece |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| corpus (dev) | sentences | gold entities | exact: char | piece | piece-split | "
+        "sub-words/sentence: gold words | char | piece | piece-split |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, corpus in corpora.items():
-        sentences = corpus.split("dev") if "wikiann" in name else corpus.split("train") + corpus.split("dev")
-        cells, subwords = {}, {}
-        for policy in ("char", "piece"):
-            units, stats = units_of(sentences, segmenter(tokenizer, policy))
-            cells[policy] = stats
-            subwords[policy] = task.encode(units, tokenizer, 10_000)[1].subwords / len(sentences)
-        subwords["gold"] = task.encode(sentences, tokenizer, 10_000)[1].subwords / len(sentences)
-        exact = {p: 100 * (1 - s.inexact / s.entities) for p, s in cells.items()}
-        rows.append(
-            f"| {name} | {len(sentences):,} | {cells['char'].entities:,} | {exact['char']:.2f}% | "
-            f"{exact['piece']:.2f}% | {subwords['gold']:.1f} | {subwords['char']:.1f} | {subwords['piece']:.1f} |"
-        )
+        dev = corpus.split("dev")
+        split = straddled_pieces(corpus.split("train"), tokenizer)  # learned on train, measured on dev
+        cells, subwords = {}, {"gold words": task.encode(dev, tokenizer, 10_000)[1].subwords / len(dev)}
+        for policy in POLICIES:
+            units, cells[policy] = units_of(dev, segmenter(tokenizer, policy, split))
+            subwords[policy] = task.encode(units, tokenizer, 10_000)[1].subwords / len(dev)
+        exact = " | ".join(f"{100 * (1 - s.inexact / s.entities):.2f}%" for s in cells.values())
+        cost = " | ".join(f"{v:.1f}" for v in subwords.values())
+        rows.append(f"| {name} | {len(dev):,} | {cells['char'].entities:,} | {exact} | {cost} |")
     return "\n".join(rows) + "\n"
 
 
@@ -71,10 +71,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--char", type=Path, default=Path("runs/quickstart-bench"))
-    parser.add_argument("--piece", type=Path, default=Path("runs/quickstart-piece"))
+    for policy in POLICIES:
+        parser.add_argument(
+            f"--{policy}", type=Path, default=Path(f"runs/cjk-{policy}"), help="its run folder"
+        )
     args = parser.parse_args()
-    runs = {"char": args.char, "piece": args.piece}
+    runs = {policy: getattr(args, policy.replace("-", "_")) for policy in POLICIES}
     for policy, run in runs.items():
         if not (run / "metrics.json").is_file():
             run_cli(
@@ -83,16 +85,20 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_teacher("multilingual-e5-small"))
+    folders = "; ".join(f"`{p}`: `{r}`" for p, r in runs.items())
     body = (
-        "## Raw text: one unit per Chinese/Japanese character, or the tokenizer's pieces (`data.cjk`)\n\n"
+        "## Raw text: Chinese/Japanese as characters, as the tokenizer's pieces, or pieces cut where train "
+        "entities need it (`data.cjk`)\n\n"
         + provenance()
         + "\n### Where entity boundaries fall (no training)\n\n"
-        "*Exact*: gold entities whose start and end are unit boundaries of the detokenised text (the rest can "
-        "never be matched exactly on raw text). *Sub-words/sentence*: what the teacher reads (its cost).\n\n"
+        "*Exact*: dev entities whose start and end are unit boundaries of the detokenised text (the rest can "
+        "never be matched exactly on raw text); `piece-split` cuts into characters the pieces that an entity "
+        "of the corpus's *train* split starts or ends inside. *Sub-words/sentence*: what the teacher reads "
+        "(its cost).\n\n"
         + boundary_table(tokenizer)
         + "\n### The quickstart default distilled with each policy (dev F1 only)\n\n"
-        f'`char`: `{args.char}`; `piece`: `{args.piece}` (`--set data.cjk="piece"`); each fine-tunes its own '
-        "teacher on the units it reads. Entity-level F1 on dev, mean over languages.\n\n" + dev_table(runs)
+        f"{folders} (`--set data.cjk=...`); each fine-tunes its own teacher on the units it reads. "
+        "Entity-level F1 on dev, mean over languages.\n\n" + dev_table(runs)
     )
     write_section("segmentation", body)
 

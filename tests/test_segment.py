@@ -16,6 +16,7 @@ from xtremedistil.segment import (
     detokenize,
     segmenter,
     split_words,
+    straddled_pieces,
     to_units,
     word_tags,
 )
@@ -208,3 +209,20 @@ def test_embedded_gold_entities_survive_the_round_trip(xlmr_tokenizer):
                 assert stats.inexact == 0, (name, cjk)
             else:
                 assert 0 < stats.inexact < 0.06 * stats.entities, (name, cjk, stats)
+
+
+def test_piece_split_cuts_only_the_pieces_train_entities_need(xlmr_tokenizer):
+    train = [
+        make_sentence(
+            "会见 在 北京", "O O B-LOC", "zh"
+        ),  # "在北京" is one piece: the entity starts inside it
+        make_sentence("联合国 秘书长", "B-ORG O", "zh"),  # "联合国" is a piece of its own: nothing to cut
+    ]
+    split = straddled_pieces(train, xlmr_tokenizer)
+    assert split == ["在北京"]
+    text = "他在北京见了联合国的人"
+    units = [text[a:b] for a, b in split_words(text, xlmr_tokenizer, "piece-split", split)]
+    assert "".join(units) == text and units[units.index("在") : units.index("在") + 3] == ["在", "北", "京"]
+    assert "联合国" in units  # pieces no train entity cuts stay whole
+    _, stats = to_units(train[0], segmenter(xlmr_tokenizer, "piece-split", split))
+    assert stats.inexact == 0

@@ -56,9 +56,10 @@ class DataConfig(Strict):
     max_transfer: int | None = Field(default=None, ge=1)
     # the labeled train text (without tags) is part of the transfer set, as unlabeled text
     transfer_includes_train: bool = True
-    # Chinese/Japanese text is cut at the teacher tokenizer's piece boundaries ("piece") or read one
+    # Chinese/Japanese text is cut at the teacher tokenizer's piece boundaries ("piece"), the same except
+    # pieces that a train entity starts or ends inside, cut into characters ("piece-split"), or one
     # character per unit ("char"); the same for training, evaluation and predict (docs/METHOD.md, "Raw text")
-    cjk: Literal["char", "piece"] = "piece"
+    cjk: Literal["piece", "piece-split", "char"] = "piece"
 
 
 class TeacherConfig(Strict):

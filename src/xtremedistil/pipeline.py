@@ -17,7 +17,7 @@ from xtremedistil.errors import ConfigError, XtremeDistilError
 from xtremedistil.evaluate import eval_set, evaluate_set, markdown_table, per_type_table
 from xtremedistil.io import read_json, write_json, write_text
 from xtremedistil.progress import Reporter, SilentReporter
-from xtremedistil.segment import model_segmenter, segmentation
+from xtremedistil.segment import model_segmenter, same_policy
 from xtremedistil.tasks.ner import NerTask
 from xtremedistil.teacher.model import META_FILE, Teacher, load_teacher
 from xtremedistil.teacher.train import fine_tune_teacher, teacher_dir
@@ -88,12 +88,13 @@ def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: R
         update_metrics(run_dir, teacher_training=_without_evaluations(history))
     if teacher.labels != labels:
         raise XtremeDistilError(f"the teacher predicts {teacher.labels} but the data has labels {labels}")
-    expected = segmentation(config.data.cjk)
-    if teacher.meta.get("segmentation") != expected:
-        found = teacher.meta.get("segmentation") or "gold words (made by an older version)"
+    recorded = teacher.meta.get("segmentation")
+    if not same_policy(recorded, config.data.cjk):
+        found = f"cjk = {recorded['cjk']!r}" if recorded else "gold words (made by an older version)"
         raise XtremeDistilError(
-            f"the teacher was fine-tuned on inputs cut as {found}, this config reads {expected}: fine-tune "
-            "it again (without teacher.run, or in a new run folder) or set data.cjk to match"
+            f"the teacher was fine-tuned on inputs cut as {found}, this config reads cjk = "
+            f"{config.data.cjk!r}: fine-tune it again (without teacher.run, or in a new run folder) or set "
+            "data.cjk to match"
         )
     return teacher
 

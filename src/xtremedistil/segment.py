@@ -22,7 +22,7 @@ training and scoring see the segmentation ``predict`` will see.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -32,8 +32,8 @@ import regex
 from xtremedistil.data.readers import entity_spans
 from xtremedistil.data.records import Sentence
 
-CjkPolicy = Literal["char", "piece"]
-CJK_POLICIES: tuple[str, ...] = ("char", "piece")
+CjkPolicy = Literal["piece", "piece-split", "char"]
+CJK_POLICIES: tuple[str, ...] = ("piece", "piece-split", "char")
 SEGMENTATION_VERSION = 2
 """Bumped when ``split_words`` or ``to_units`` change what a model reads (1 = gold words, before units)."""
 
@@ -82,8 +82,9 @@ def _clusters(text: str, a: int, b: int) -> list[int]:
     return [a + m.start() for m in _CLUSTER.finditer(text[a:b])] + [b]
 
 
-def _piece_cuts(text: str, a: int, b: int, tokenizer: Any) -> list[int]:
-    """Where the tokenizer starts pieces inside ``text[a:b]``, moved onto grapheme-cluster boundaries."""
+def _piece_cuts(text: str, a: int, b: int, tokenizer: Any, split: Collection[str] = ()) -> list[int]:
+    """Where the tokenizer starts pieces inside ``text[a:b]``, moved onto grapheme-cluster boundaries; a
+    piece whose text is in ``split`` is cut into its grapheme clusters."""
     boundaries = _clusters(text, a, b)
     if tokenizer is None:
         return boundaries
@@ -94,45 +95,81 @@ def _piece_cuts(text: str, a: int, b: int, tokenizer: Any) -> list[int]:
             s += 1
         if s < e:
             starts.add(a + s)
-    allowed = set(boundaries)
-    return sorted({a, b} | (starts & allowed))
+    cuts = sorted({a, b} | (starts & set(boundaries)))
+    if split:
+        cuts = sorted(
+            set(cuts)
+            | {
+                c
+                for s, e in zip(cuts, cuts[1:], strict=False)
+                if text[s:e] in split
+                for c in boundaries
+                if s < c < e
+            }
+        )
+    return cuts
 
 
-def split_words(text: str, tokenizer: Any = None, cjk: CjkPolicy = "piece") -> list[tuple[int, int]]:
+def split_words(
+    text: str, tokenizer: Any = None, cjk: CjkPolicy = "piece", split: Collection[str] = ()
+) -> list[tuple[int, int]]:
     """Character spans of the units of ``text`` (see the module docstring); ``tokenizer`` is only read for
-    scripts written without spaces (for Chinese/Japanese only with ``cjk="piece"``); without one, such text
-    is one unit per grapheme cluster."""
+    scripts written without spaces (for Chinese/Japanese not with ``cjk="char"``); without one, such text
+    is one unit per grapheme cluster. ``split``: pieces cut into characters (``cjk="piece-split"``)."""
     if cjk not in CJK_POLICIES:
         raise ValueError(f"cjk must be one of {CJK_POLICIES}, not {cjk!r}")
     spans: list[tuple[int, int]] = []
     for kind, a, b in _runs(text):
-        if kind == CJK:
-            cuts = _piece_cuts(text, a, b, tokenizer) if cjk == "piece" else _clusters(text, a, b)
-        elif kind == NO_SPACE:
-            cuts = _piece_cuts(text, a, b, tokenizer)
+        if kind == CJK and cjk == "char":
+            cuts = _clusters(text, a, b)
+        elif kind in (CJK, NO_SPACE):
+            cuts = _piece_cuts(text, a, b, tokenizer, split)
         else:
             cuts = [a, b]
         spans += zip(cuts[:-1], cuts[1:], strict=True)
     return spans
 
 
-def segmenter(tokenizer: Any, cjk: CjkPolicy = "piece") -> Callable[[str], list[tuple[int, int]]]:
-    """``text -> unit spans`` with ``split_words``, this tokenizer and CJK policy."""
+def segmenter(
+    tokenizer: Any, cjk: CjkPolicy = "piece", split: Collection[str] = ()
+) -> Callable[[str], list[tuple[int, int]]]:
+    """``text -> unit spans`` with ``split_words``, this tokenizer, CJK policy and pieces to cut."""
+    split = frozenset(split)
 
     def segment(text: str) -> list[tuple[int, int]]:
-        return split_words(text, tokenizer, cjk)
+        return split_words(text, tokenizer, cjk, split)
 
     return segment
 
 
-def segmentation(cjk: CjkPolicy) -> dict[str, Any]:
+def straddled_pieces(sentences: Sequence[Sentence], tokenizer: Any) -> list[str]:
+    """The pieces (units of text written without spaces) inside which a gold entity of ``sentences``
+    starts or ends: with ``cjk = "piece-split"`` they are cut into characters wherever they occur, so that
+    such an entity can be matched exactly (``在北京``, "in Beijing", is one piece)."""
+    segment = segmenter(tokenizer, "piece")
+    found: set[str] = set()
+    for sentence in sentences:
+        text, word_spans = text_and_spans(sentence)
+        units = segment(text)
+        for _, a, b in char_entities(word_spans, sentence.tags or ()):
+            found.update(text[s:e] for s, e in units if s < a < e or s < b < e)
+    return sorted(found)
+
+
+def segmentation(cjk: CjkPolicy, split: Collection[str] = ()) -> dict[str, Any]:
     """What a model's meta records about how its inputs were cut (``predict`` cuts raw text the same way)."""
-    return {"version": SEGMENTATION_VERSION, "cjk": cjk}
+    return {"version": SEGMENTATION_VERSION, "cjk": cjk, "split": sorted(split)}
+
+
+def same_policy(recorded: dict[str, Any] | None, cjk: str) -> bool:
+    """True if a model's recorded segmentation is this version's with policy ``cjk``."""
+    return bool(recorded) and recorded.get("version") == SEGMENTATION_VERSION and recorded.get("cjk") == cjk
 
 
 def model_segmenter(tokenizer: Any, meta: dict[str, Any]) -> Callable[[str], list[tuple[int, int]]]:
     """The segmenter a saved model (teacher or student) was trained with, from its meta."""
-    return segmenter(tokenizer, (meta.get("segmentation") or {}).get("cjk", "piece"))
+    recorded = meta.get("segmentation") or {}
+    return segmenter(tokenizer, recorded.get("cjk", "piece"), recorded.get("split", ()))
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from xtremedistil.config import RunConfig
 from xtremedistil.data.records import Corpus
 from xtremedistil.evaluate import eval_set, evaluate_set
 from xtremedistil.progress import Reporter, SilentReporter
-from xtremedistil.segment import model_segmenter, segmentation, units_of
+from xtremedistil.segment import model_segmenter, segmentation, straddled_pieces, units_of
 from xtremedistil.tasks.ner import NerTask
 from xtremedistil.teacher.model import Teacher, new_teacher
 from xtremedistil.teacher.registry import resolve_teacher
@@ -61,10 +61,12 @@ def fine_tune_teacher(
         "max_length": tc.max_length,
         "segmentation": segmentation(config.data.cjk),
     }
+    train, dev = corpus.split("train"), corpus.split("dev")
     teacher = new_teacher(base, task.labels, meta)
+    if config.data.cjk == "piece-split":  # pieces that train entities start or end inside: cut them
+        teacher.meta["segmentation"] = segmentation("piece-split", straddled_pieces(train, teacher.tokenizer))
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
     segment = model_segmenter(teacher.tokenizer, teacher.meta)
-    train, dev = corpus.split("train"), corpus.split("dev")
     if not train or not dev:
         raise ValueError("teacher fine-tuning needs a train and a dev split")
     train_units, unit_stats = units_of(train, segment)
