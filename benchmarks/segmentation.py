@@ -47,7 +47,9 @@ def boundary_table(tokenizer) -> str:
         split = straddled_pieces(corpus.split("train"), tokenizer)  # learned on train, measured on dev
         cells, subwords = {}, {"gold words": task.encode(dev, tokenizer, 10_000)[1].subwords / len(dev)}
         for policy in POLICIES:
-            units, cells[policy] = units_of(dev, segmenter(tokenizer, policy, split))
+            units, cells[policy] = units_of(
+                dev, segmenter(tokenizer, policy, split)
+            )  # split: piece-split only
             subwords[policy] = task.encode(units, tokenizer, 10_000)[1].subwords / len(dev)
         exact = " | ".join(f"{100 * (1 - s.inexact / s.entities):.2f}%" for s in cells.values())
         cost = " | ".join(f"{v:.1f}" for v in subwords.values())

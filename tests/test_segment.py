@@ -226,3 +226,10 @@ def test_piece_split_cuts_only_the_pieces_train_entities_need(xlmr_tokenizer):
     assert "联合国" in units  # pieces no train entity cuts stay whole
     _, stats = to_units(train[0], segmenter(xlmr_tokenizer, "piece-split", split))
     assert stats.inexact == 0
+
+
+def test_the_split_list_is_read_only_by_piece_split(xlmr_tokenizer):
+    text = "他在北京"
+    assert words(text, xlmr_tokenizer) == ["他", "在北京"]
+    assert [text[a:b] for a, b in segmenter(xlmr_tokenizer, "piece", ["在北京"])(text)] == ["他", "在北京"]
+    assert [text[a:b] for a, b in segmenter(xlmr_tokenizer, "piece-split", ["在北京"])(text)] == list(text)

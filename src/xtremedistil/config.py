@@ -56,10 +56,11 @@ class DataConfig(Strict):
     max_transfer: int | None = Field(default=None, ge=1)
     # the labeled train text (without tags) is part of the transfer set, as unlabeled text
     transfer_includes_train: bool = True
-    # Chinese/Japanese text is cut at the teacher tokenizer's piece boundaries ("piece"), the same except
-    # pieces that a train entity starts or ends inside, cut into characters ("piece-split"), or one
-    # character per unit ("char"); the same for training, evaluation and predict (docs/METHOD.md, "Raw text")
-    cjk: Literal["piece", "piece-split", "char"] = "piece"
+    # Chinese/Japanese text is cut at the teacher tokenizer's piece boundaries, except pieces that a train
+    # entity starts or ends inside, cut into characters ("piece-split"); at every piece boundary only
+    # ("piece"); or one character per unit ("char"). The same for training, evaluation and predict
+    # (docs/METHOD.md, "Raw text").
+    cjk: Literal["piece", "piece-split", "char"] = "piece-split"
 
 
 class TeacherConfig(Strict):

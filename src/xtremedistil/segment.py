@@ -7,10 +7,12 @@ that is not a space or an invisible control lies in exactly one unit; units neve
 - runs of letters, digits and their combining marks (whole grapheme clusters) form one unit: ``Obama``,
   ``हिन्दी``, ``naïve``; each punctuation mark, symbol or emoji cluster is a unit of its own (``'``, ``,``,
   ``👍🏽``, ``🇺🇸``);
-- Chinese characters and kana are cut where the teacher's tokenizer puts piece boundaries (``cjk =
-  "piece"``, the default, chosen on dev: docs/METHOD.md, "Raw text"), or one unit per character
-  (``cjk = "char"``, mBERT's convention: every entity boundary is then a unit boundary, but the teacher
-  reads characters where it was pre-trained on pieces);
+- Chinese characters and kana are cut where the teacher's tokenizer puts piece boundaries, except that
+  pieces which an entity of the labeled train split starts or ends inside are cut into characters
+  everywhere (``cjk = "piece-split"``, the default, chosen on dev: docs/METHOD.md, "Raw text"); or at
+  every piece boundary only (``"piece"``); or one unit per character (``"char"``, mBERT's convention:
+  every entity boundary is a unit boundary, but the teacher reads characters where it was pre-trained on
+  pieces);
 - other scripts written without spaces (Thai, Lao, Khmer, Myanmar) are cut at the tokenizer's piece
   boundaries, moved to grapheme-cluster boundaries (one unit per cluster without a tokenizer).
 
@@ -115,9 +117,11 @@ def split_words(
 ) -> list[tuple[int, int]]:
     """Character spans of the units of ``text`` (see the module docstring); ``tokenizer`` is only read for
     scripts written without spaces (for Chinese/Japanese not with ``cjk="char"``); without one, such text
-    is one unit per grapheme cluster. ``split``: pieces cut into characters (``cjk="piece-split"``)."""
+    is one unit per grapheme cluster. ``split``: pieces cut into characters (``cjk="piece-split"`` only)."""
     if cjk not in CJK_POLICIES:
         raise ValueError(f"cjk must be one of {CJK_POLICIES}, not {cjk!r}")
+    if cjk != "piece-split":
+        split = ()
     spans: list[tuple[int, int]] = []
     for kind, a, b in _runs(text):
         if kind == CJK and cjk == "char":
@@ -133,8 +137,9 @@ def split_words(
 def segmenter(
     tokenizer: Any, cjk: CjkPolicy = "piece", split: Collection[str] = ()
 ) -> Callable[[str], list[tuple[int, int]]]:
-    """``text -> unit spans`` with ``split_words``, this tokenizer, CJK policy and pieces to cut."""
-    split = frozenset(split)
+    """``text -> unit spans`` with ``split_words``, this tokenizer, CJK policy and (``"piece-split"`` only)
+    the pieces to cut into characters."""
+    split = frozenset(split) if cjk == "piece-split" else frozenset()
 
     def segment(text: str) -> list[tuple[int, int]]:
         return split_words(text, tokenizer, cjk, split)
