@@ -13,9 +13,10 @@ words, raw text cut by the old splitter), for example with
     with this repository's configs/wikiann-small.toml copied there)
 
 Its gold-word F1 is the model tagging the gold words (as that code scored it); its raw-text F1 runs that
-code's splitter, kept below as ``legacy_split_words`` for this measurement only. ``--after`` is a run of the
-current code, scored the way its report scores it. Both are scored on the test split as sampled by their
-runs (the same sentences: the labeled data and seed are the same).
+code's splitter, kept below as ``legacy_split_words`` for this measurement only; both read tags by argmax,
+as that code did. ``--after`` is a run of the current code, scored the way its report scores it. Both are
+scored on the test split as sampled by their runs (the same sentences: the labeled data and seed are the
+same).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def legacy_split_words(text: str, tokenizer: Any) -> list[tuple[int, int]]:
 
 def _legacy_scores(name: str, model: Any, forward: Any, gold: list[Sentence]) -> dict[str, Any]:
     """Gold-word F1 (the model tags the gold words) and raw-text F1 with the legacy splitter."""
-    task = NerTask.from_labels(list(model.meta["labels"]))
+    task = NerTask.from_labels(list(model.meta["labels"]), decoding="argmax")  # that code's decoding
     special = SpecialIds.from_tokenizer(model.tokenizer)
     max_length = int(model.meta.get("max_length", 64))
     as_words = []

@@ -175,6 +175,14 @@ def test_raw_text_score_is_the_score_of_predict(toy_config, tmp_path):
         hits = len(gold & pred)
         f1 = 2 * hits / (len(gold) + len(pred)) if gold or pred else 0.0
         assert metrics["student"]["test"]["end_to_end"]["languages"][lang]["f1"] == pytest.approx(f1)
+    # the student records its decoding; one saved before decoding was recorded keeps the argmax it was
+    # scored with
+    assert predictor.meta["decoding"] == predictor.task.decoding == "iob2-viterbi"
+    meta_path = run / "student" / "student.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["decoding"]
+    meta_path.write_text(json.dumps(meta))
+    assert load_student(run / "student").task.decoding == "argmax"
 
 
 def test_cache_dry_run_writes_nothing(toy_config, tmp_path, capsys):
@@ -203,6 +211,10 @@ def test_teacher_and_student_are_always_scored_with_the_same_scheme(toy_config, 
         metrics[model][split]["scheme"] for model in ("teacher", "student") for split in ("dev", "test")
     }
     assert schemes == {"conlleval-subword"}
+    decodings = {
+        metrics[model][split]["decoding"] for model in ("teacher", "student") for split in ("dev", "test")
+    }
+    assert decodings == {"iob2-viterbi"}
     # the last step's dev F1 (read inside the stages) is the student's dev score under the same scheme
     assert metrics["stages"][-1]["dev_mean_f1"] == pytest.approx(metrics["student"]["dev"]["mean_f1"])
     # the same folder with the other scheme: the teacher's stored scores are not reused, both are rescored

@@ -114,3 +114,15 @@ def test_conlleval_subword_scheme_counts_sub_words_of_gold_words(tiny_tokenizer)
     assert paper["mean_f1"] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="unknown scheme"):
         _scores(task, data, tiny_tokenizer, logits, "x")
+
+
+def test_stored_scores_are_reused_only_with_the_same_scheme_and_decoding():
+    from xtremedistil.pipeline import scored_as
+
+    scores = {"dev": {"scheme": "strict-word", "decoding": "iob2-viterbi", "end_to_end": {}}}
+    assert scored_as(scores, "strict-word")
+    assert not scored_as(scores, "conlleval-subword")
+    assert not scored_as(scores, "strict-word", decoding="argmax")
+    assert not scored_as({"dev": {"scheme": "strict-word", "end_to_end": {}}}, "strict-word")  # older run
+    assert not scored_as({"dev": {"scheme": "strict-word", "decoding": "iob2-viterbi"}}, "strict-word")
+    assert not scored_as({}, "strict-word")

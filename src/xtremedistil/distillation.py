@@ -250,6 +250,7 @@ def student_meta(prepared: Prepared, config: RunConfig, **extra: Any) -> dict[st
     return {
         "max_length": int(prepared.teacher.meta["max_length"]),
         "segmentation": prepared.teacher.meta["segmentation"],
+        "decoding": prepared.task.decoding,
         "strategy": config.distil.strategy,
         "layer": config.distil.layer,
         **extra,
@@ -264,6 +265,7 @@ def student_fingerprint(config: RunConfig, transfer_windows: int) -> str:
 
     tree = config.model_dump(include={"seed", "student", "distil", "data"})
     tree["scheme"] = config.evaluation.scheme
+    tree["decoding"] = NerTask([]).decoding  # the stages' dev F1 reads its tags through it
     return hashlib.sha256(json.dumps([tree, transfer_windows], sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -82,6 +82,7 @@ def score_eval_set(
     pieces = _pieces_per_gold_word(data) if scheme == "conlleval-subword" else None
     result = score_by_language(task, data.gold, predictions, scheme=scheme, pieces=pieces)
     result["end_to_end"] = char_span_scores(data, unit_tags)
+    result["decoding"] = task.decoding
     return result, unit_tags
 
 

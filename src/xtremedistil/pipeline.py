@@ -119,9 +119,10 @@ def evaluate_model(
     if isinstance(model, Teacher):
         name, forward = "teacher", (lambda b: model(b).logits)
         max_length = int(model.meta.get("max_length", 128))
-    else:
+        task = NerTask.from_labels(list(model.meta["labels"]))
+    else:  # a student decodes the way it was saved to
         name, forward, max_length = "student", (lambda b: model.student(b).logits), model.max_length
-    task = NerTask.from_labels(list(model.meta["labels"]))
+        task = model.task
     special = SpecialIds.from_tokenizer(model.tokenizer)
     segment = model_segmenter(model.tokenizer, model.meta)
     results = {}
@@ -144,11 +145,12 @@ def evaluate_model(
     return results
 
 
-def scored_as(results: dict[str, Any] | None, scheme: str) -> bool:
-    """True if stored per-split scores exist, were computed with ``scheme`` and include the raw-text F1
-    (teacher and student must be compared like with like)."""
+def scored_as(results: dict[str, Any] | None, scheme: str, decoding: str = "iob2-viterbi") -> bool:
+    """True if stored per-split scores exist, were computed with ``scheme`` and ``decoding`` and include the
+    raw-text F1 (teacher and student must be compared like with like)."""
     return bool(results) and all(
-        r.get("scheme") == scheme and "end_to_end" in r for r in (results or {}).values()
+        r.get("scheme") == scheme and r.get("decoding") == decoding and "end_to_end" in r
+        for r in (results or {}).values()
     )
 
 

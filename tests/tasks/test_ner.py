@@ -126,3 +126,89 @@ def test_raw_text_is_tokenized_as_text_and_pieces_go_to_their_units(xlmr_tokeniz
     # words given without their text are tokenized word by word, as before
     (split,) = word_pieces([Sentence(("Obama", "'", "s"))], xlmr_tokenizer)
     assert [xlmr_tokenizer.convert_ids_to_tokens(p) for p in split] == [["▁Obama"], ["▁'"], ["▁s"]]
+
+
+def _valid_iob2(tags: list[str]) -> bool:
+    previous = "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            return False
+        previous = tag
+    return True
+
+
+def test_viterbi_is_the_best_valid_sequence_found_by_brute_force():
+    import itertools
+
+    from xtremedistil.tasks.ner import iob2_constraints, log_softmax, viterbi
+
+    task = NerTask(["PER", "LOC"])
+    start, follows = iob2_constraints(task.labels)
+    rng = np.random.default_rng(0)
+    for n in range(1, 5):
+        for _ in range(20):
+            scores = log_softmax(rng.normal(size=(n, len(task.labels))) * 3)
+            best, best_path = -np.inf, None
+            for path in itertools.product(range(len(task.labels)), repeat=n):
+                if not _valid_iob2([task.labels[i] for i in path]):
+                    continue
+                total = scores[np.arange(n), path].sum()
+                if total > best:
+                    best, best_path = total, path
+            found = viterbi(scores, start, follows)
+            assert scores[np.arange(n), found].sum() == pytest.approx(best)
+            assert tuple(found) == best_path
+
+
+def _window_logits(task, windows, probs_per_word):
+    """Logits whose softmax on each word's first sub-word is the given row of probabilities."""
+    rows = iter(np.log(np.asarray(probs_per_word, dtype=np.float64)))
+    out = []
+    for w in windows:
+        z = np.zeros((len(w), len(task.labels)), dtype=np.float32)
+        for i in np.flatnonzero(w.word_start):
+            z[i] = next(rows)
+        out.append(z)
+    return out
+
+
+def test_constrained_decoding_gives_an_entity_one_type(tiny_tokenizer):
+    # two words: alone, the first leans LOC (0.5 vs 0.4) and the second PER (0.6 vs 0.3); argmax reads
+    # B-LOC I-PER (two broken entities); the best valid sequence is B-PER I-PER (0.4*0.6 > 0.5*0.3)
+    labels = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    probs = [[0.05, 0.5, 0.0, 0.4, 0.05], [0.05, 0.0, 0.3, 0.05, 0.6]]
+    probs = [[max(p, 1e-6) for p in row] for row in probs]
+    sentence = make_sentence("alice bob", "B-PER I-PER")
+    task = NerTask(["PER", "LOC"])
+    assert task.labels == labels and task.decoding == "iob2-viterbi"
+    windows, _ = task.encode([sentence], tiny_tokenizer, max_length=32)
+    logits = _window_logits(task, windows, probs)
+    assert task.decode([sentence], windows, logits) == [["B-PER", "I-PER"]]
+    argmax = NerTask(["PER", "LOC"], decoding="argmax")
+    assert argmax.decode([sentence], windows, logits) == [["B-LOC", "I-PER"]]
+    with pytest.raises(ValueError, match="decoding"):
+        NerTask(["PER"], decoding="crf")
+
+
+def test_constrained_decoding_runs_across_windows(tiny_tokenizer):
+    # a sentence cut into windows is decoded as one sequence: an I- in the second window may continue
+    # an entity begun in the first only if the types agree
+    task = NerTask(["PER", "LOC"])
+    words = "alice lives in paris and bob works in london".split()
+    sentence = make_sentence(" ".join(words), None)
+    windows, _ = task.encode([sentence], tiny_tokenizer, max_length=5)
+    assert len(windows) > 2
+    argmax_task = NerTask(["PER", "LOC"], decoding="argmax")
+    rng = np.random.default_rng(1)
+    outcomes = set()
+    for draw in range(40):
+        probs = rng.dirichlet(np.full(5, 0.3), size=len(words)) + 1e-6
+        probs[:, 0] += 2.0 * (draw % 2)  # every other draw leans to O, where argmax is often valid
+        logits = _window_logits(task, windows, probs / probs.sum(-1, keepdims=True))
+        tags = task.decode([sentence], windows, logits)[0]
+        argmax_tags = argmax_task.decode([sentence], windows, logits)[0]
+        assert len(tags) == len(words) and _valid_iob2(tags)
+        outcomes.add(_valid_iob2(argmax_tags))
+        if _valid_iob2(argmax_tags):  # the per-word best is already valid: it is the answer
+            assert tags == argmax_tags
+    assert outcomes == {True, False}  # both cases were exercised

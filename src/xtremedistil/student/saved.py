@@ -90,7 +90,8 @@ class Entity:
 
 
 def entities_from_tags(text: str, spans: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[Entity]:
-    """IOB2 unit tags -> entities; an I- tag that does not continue an entity of its type starts one."""
+    """IOB2 unit tags -> entities; an I- tag that does not continue an entity of its type starts one (only
+    argmax decoding produces such tags)."""
     return [Entity(etype, text[a:b], a, b) for etype, a, b in char_entities(spans, tags)]
 
 
@@ -99,7 +100,8 @@ class StudentPredictor:
 
     def __init__(self, student: BiLSTMStudent, tokenizer: Any, meta: dict[str, Any]) -> None:
         self.student, self.tokenizer, self.meta = student, tokenizer, meta
-        self.task = NerTask.from_labels(meta["labels"])
+        # students saved before constrained decoding existed were scored with argmax: keep it for them
+        self.task = NerTask.from_labels(meta["labels"], meta.get("decoding", "argmax"))
         self.special = SpecialIds.from_tokenizer(tokenizer)
         self.max_length = int(meta.get("max_length", 128))
         self.segment = model_segmenter(tokenizer, meta)

@@ -25,6 +25,46 @@ def iob2_labels(entity_types: Sequence[str]) -> list[str]:
     return labels
 
 
+DECODINGS = ("iob2-viterbi", "argmax")
+
+
+def iob2_constraints(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Which tags may open a sentence and which may follow which under IOB2: ``I-X`` only after ``B-X`` or
+    ``I-X``; everything else anywhere. Returns (start [k], transition [k_prev, k_next]) as booleans."""
+    inside = [label[2:] if label.startswith("I-") else None for label in labels]
+    start = np.array([etype is None for etype in inside])
+    follows = np.ones((len(labels), len(labels)), dtype=bool)
+    for j, etype in enumerate(inside):
+        if etype is not None:
+            follows[:, j] = [prev != "O" and prev[2:] == etype for prev in labels]
+    return start, follows
+
+
+def viterbi(log_probs: np.ndarray, start: np.ndarray, follows: np.ndarray) -> np.ndarray:
+    """The most probable tag sequence (sum of per-word log-probabilities) among those ``start`` and
+    ``follows`` allow. ``log_probs``: [words, k]."""
+    n, k = log_probs.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    barrier = np.where(follows, 0.0, -np.inf)
+    best = np.where(start, log_probs[0], -np.inf)
+    back = np.zeros((n, k), dtype=np.int64)
+    for t in range(1, n):
+        candidates = best[:, None] + barrier  # [prev, next]
+        back[t] = candidates.argmax(0)
+        best = candidates[back[t], np.arange(k)] + log_probs[t]
+    path = np.empty(n, dtype=np.int64)
+    path[-1] = int(best.argmax())
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x - x.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
 def window_bounds(word_start: np.ndarray, safe: np.ndarray, budget: int) -> list[tuple[int, int]]:
     """Cut ``len(word_start)`` sub-words into windows of at most ``budget`` so no word is lost.
 
@@ -130,15 +170,22 @@ class NerTask:
 
     name = "ner"
 
-    def __init__(self, entity_types: Sequence[str]) -> None:
+    def __init__(self, entity_types: Sequence[str], decoding: str = "iob2-viterbi") -> None:
+        """``decoding``: how word tags are read from logits: ``iob2-viterbi`` (default), the most probable
+        sequence in which every ``I-X`` continues an ``X`` entity, or ``argmax``, each word on its own (the
+        paper's, which can leave an entity's words with different types)."""
+        if decoding not in DECODINGS:
+            raise ValueError(f"unknown decoding {decoding!r}; expected one of {', '.join(DECODINGS)}")
         self.entity_types = sorted(entity_types)
         self.labels = iob2_labels(self.entity_types)
         self.label_to_id = {label: i for i, label in enumerate(self.labels)}
+        self.decoding = decoding
+        self._start, self._follows = iob2_constraints(self.labels)
 
     @classmethod
-    def from_labels(cls, labels: Sequence[str]) -> NerTask:
+    def from_labels(cls, labels: Sequence[str], decoding: str = "iob2-viterbi") -> NerTask:
         """The task of a trained model, from its IOB2 label list (which must be in the canonical order)."""
-        task = cls({label[2:] for label in labels if label != "O"})
+        task = cls({label[2:] for label in labels if label != "O"}, decoding)
         if task.labels != list(labels):
             raise ValueError(f"labels {list(labels)} are not in the canonical IOB2 order {task.labels}")
         return task
@@ -210,14 +257,17 @@ class NerTask:
     def decode(
         self, sentences: Sequence[Sentence], encoded: Sequence[Encoded], logits: Sequence[np.ndarray]
     ) -> list[list[str]]:
-        """Word-level tags per sentence from per-window sub-word logits (without specials)."""
-        tags = [["O"] * len(s.words) for s in sentences]
+        """Word-level tags per sentence from per-window sub-word logits (without specials): each word's first
+        sub-word, then ``self.decoding`` over the whole sentence (its windows joined)."""
+        scores = [np.zeros((len(s.words), len(self.labels)), dtype=np.float32) for s in sentences]
         for window, window_logits in zip(encoded, logits, strict=True):
-            predicted = window_logits[window.word_start].argmax(-1)
-            row = tags[window.sentence]
-            for k, label_id in enumerate(predicted):
-                row[window.first_word + k] = self.labels[label_id]
-        return tags
+            first = np.asarray(window_logits[window.word_start], dtype=np.float32)
+            scores[window.sentence][window.first_word : window.first_word + len(first)] = first
+        if self.decoding == "argmax":
+            paths = [row.argmax(-1) for row in scores]
+        else:
+            paths = [viterbi(log_softmax(row), self._start, self._follows) for row in scores]
+        return [[self.labels[i] for i in path] for path in paths]
 
     def score(
         self, sentences: Sequence[Sentence], predictions: Sequence[Sequence[str]], strict: bool = True
