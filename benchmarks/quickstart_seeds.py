@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import tomllib
 from pathlib import Path
 from statistics import mean, stdev
 
-from results import distil_tree, provenance, write_section
+from results import base_seed, provenance, seed_variant, write_section
 
 
 def main() -> None:
@@ -29,20 +28,13 @@ def main() -> None:
     if not (args.run / "metrics.json").is_file():
         raise SystemExit(f"{args.run} is not a finished run; run benchmarks/quickstart.py first")
     start = time.perf_counter()
-    tree = tomllib.loads((args.run / "config.toml").read_text(encoding="utf-8"))
-    base_seed = tree["distil"].get("seed") or tree["seed"]
-    runs = {base_seed: args.run}
+    first = base_seed(args.run)
+    runs = {first: args.run}
     for seed in args.seeds:
-        folder = args.output / f"seed{seed}"
-        variant = json.loads(json.dumps(tree))
-        variant["teacher"]["run"] = str(args.run)
-        variant["cache"]["dir"] = str(args.run / "cache")  # same teacher and data: the cache is reused
-        variant["distil"]["seed"] = seed
-        variant["output_dir"] = str(folder)
-        distil_tree(variant, folder)
-        runs[seed] = folder
+        runs[seed] = args.output / f"seed{seed}"
+        seed_variant(args.run, seed, runs[seed])
     metrics = {seed: json.loads((run / "metrics.json").read_text()) for seed, run in runs.items()}
-    teacher = metrics[base_seed]["teacher"]["test"]
+    teacher = metrics[first]["teacher"]["test"]
     languages = list(teacher["languages"])
     rows = []
     retained = []
@@ -52,7 +44,7 @@ def main() -> None:
         student = m["student"]["test"]
         retained.append(100 * student["mean_f1"] / teacher["mean_f1"])
         per_lang = " | ".join(f"{100 * student['languages'][x]['f1']:.2f}" for x in languages)
-        where = f"`{runs[seed]}`" + (" (the quickstart run)" if seed == base_seed else "")
+        where = f"`{runs[seed]}`" + (" (the quickstart run)" if seed == first else "")
         raw_t, raw_s = teacher["end_to_end"]["mean_f1"], student["end_to_end"]["mean_f1"]
         raw = f"{raw_s:.2f} | {100 * raw_s / raw_t:.1f}%"
         rows.append(

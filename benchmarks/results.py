@@ -94,6 +94,29 @@ def distil_tree(tree: dict[str, Any], folder: Path) -> dict[str, Any]:
     return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
 
 
+def seed_variant(run: Path, seed: int, folder: Path) -> dict[str, Any]:
+    """Distil the finished ``run``'s config again with student seed ``seed`` into ``folder``, from the run's
+    own fine-tuned teacher and teacher cache (data, teacher and config otherwise unchanged); its metrics."""
+    import json
+    import tomllib
+
+    tree = tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))
+    variant = json.loads(json.dumps(tree))
+    variant["teacher"]["run"] = str(run)
+    variant["cache"]["dir"] = str(run / "cache")  # same teacher and data: the cache is reused
+    variant["distil"]["seed"] = seed
+    variant["output_dir"] = str(folder)
+    return distil_tree(variant, folder)
+
+
+def base_seed(run: Path) -> int:
+    """The student seed of a finished run (``distil.seed``, else the run's seed)."""
+    import tomllib
+
+    tree = tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))
+    return int(tree["distil"].get("seed") or tree["seed"])
+
+
 def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
     ok = value >= target if higher_is_better else value <= target
     return "reached" if ok else "**not reached**"
