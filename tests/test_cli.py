@@ -85,7 +85,14 @@ def test_ctrl_c_on_a_running_command_exits_130():
         "from xtremedistil.cli import main\n"
         "sys.exit(main(['plan']))\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    # a shell without job control starts background jobs with SIGINT ignored, and Python then keeps it
+    # ignored: the child starts with the default disposition, as from a terminal
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert process.stderr is not None
     for line in process.stderr:  # wait until the command runs (ends early if the process dies)
         if "running" in line:
