@@ -20,23 +20,13 @@ from xtremedistil.evaluate import eval_set, predict_logits, score_eval_set
 from xtremedistil.pipeline import find_teacher_folder, run_config_of
 from xtremedistil.segment import model_segmenter
 from xtremedistil.student.saved import load_student
-from xtremedistil.tasks.ner import NerTask
+from xtremedistil.tasks.ner import DECODINGS, NerTask, valid_iob2
 from xtremedistil.teacher.model import load_teacher
-
-DECODINGS = ("argmax", "iob2-viterbi")
 
 
 def broken(tags: list[list[str]]) -> int:
     """Sentences with an I-X that does not continue an X entity."""
-    count = 0
-    for row in tags:
-        previous = "O"
-        for tag in row:
-            if tag.startswith("I-") and previous[2:] != tag[2:]:
-                count += 1
-                break
-            previous = tag
-    return count
+    return sum(not valid_iob2(row) for row in tags)
 
 
 def score_run(run: Path) -> list[list[str]]:
@@ -60,7 +50,7 @@ def score_run(run: Path) -> list[list[str]]:
             model_segmenter(model.tokenizer, model.meta),
         )
         logits = predict_logits(forward, data.encoded, SpecialIds.from_tokenizer(model.tokenizer), 64)
-        for decoding in DECODINGS:
+        for decoding in reversed(DECODINGS):  # argmax first
             task = NerTask.from_labels(labels, decoding=decoding)
             scores, unit_tags = score_eval_set(task, data, logits, scheme=config.evaluation.scheme)
             rows.append(

@@ -47,7 +47,7 @@ from xtremedistil.student.model import (
 from xtremedistil.student.saved import save_student
 from xtremedistil.student.schedule import ScheduleSettings, Stage, plan
 from xtremedistil.tasks.base import Encoded
-from xtremedistil.tasks.ner import NerTask
+from xtremedistil.tasks.ner import DEFAULT_DECODING, NerTask
 from xtremedistil.teacher.convert import sha256_file
 from xtremedistil.teacher.model import Teacher
 from xtremedistil.training import setup_torch
@@ -265,7 +265,7 @@ def student_fingerprint(config: RunConfig, transfer_windows: int) -> str:
 
     tree = config.model_dump(include={"seed", "student", "distil", "data"})
     tree["scheme"] = config.evaluation.scheme
-    tree["decoding"] = NerTask([]).decoding  # the stages' dev F1 reads its tags through it
+    tree["decoding"] = DEFAULT_DECODING  # the stages' dev F1 reads its tags through it
     return hashlib.sha256(json.dumps([tree, transfer_windows], sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -18,7 +18,7 @@ from xtremedistil.evaluate import eval_set, evaluate_set, markdown_table, per_ty
 from xtremedistil.io import read_json, write_json, write_text
 from xtremedistil.progress import Reporter, SilentReporter
 from xtremedistil.segment import model_segmenter, same_policy
-from xtremedistil.tasks.ner import NerTask
+from xtremedistil.tasks.ner import DEFAULT_DECODING, NerTask
 from xtremedistil.teacher.model import META_FILE, Teacher, load_teacher
 from xtremedistil.teacher.train import fine_tune_teacher, teacher_dir
 from xtremedistil.training import setup_torch
@@ -145,7 +145,7 @@ def evaluate_model(
     return results
 
 
-def scored_as(results: dict[str, Any] | None, scheme: str, decoding: str = "iob2-viterbi") -> bool:
+def scored_as(results: dict[str, Any] | None, scheme: str, decoding: str = DEFAULT_DECODING) -> bool:
     """True if stored per-split scores exist, were computed with ``scheme`` and ``decoding`` and include the
     raw-text F1 (teacher and student must be compared like with like)."""
     return bool(results) and all(

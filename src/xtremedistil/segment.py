@@ -98,18 +98,10 @@ def _piece_cuts(text: str, a: int, b: int, tokenizer: Any, split: Collection[str
         if s < e:
             starts.add(a + s)
     cuts = sorted({a, b} | (starts & set(boundaries)))
-    if split:
-        cuts = sorted(
-            set(cuts)
-            | {
-                c
-                for s, e in zip(cuts, cuts[1:], strict=False)
-                if text[s:e] in split
-                for c in boundaries
-                if s < c < e
-            }
-        )
-    return cuts
+    inside_split_pieces = [
+        c for s, e in zip(cuts, cuts[1:], strict=False) if text[s:e] in split for c in boundaries if s < c < e
+    ]
+    return sorted(set(cuts).union(inside_split_pieces))
 
 
 def split_words(
@@ -139,7 +131,7 @@ def segmenter(
 ) -> Callable[[str], list[tuple[int, int]]]:
     """``text -> unit spans`` with ``split_words``, this tokenizer, CJK policy and (``"piece-split"`` only)
     the pieces to cut into characters."""
-    split = frozenset(split) if cjk == "piece-split" else frozenset()
+    split = frozenset(split)  # split_words ignores it for other policies
 
     def segment(text: str) -> list[tuple[int, int]]:
         return split_words(text, tokenizer, cjk, split)

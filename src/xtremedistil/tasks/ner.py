@@ -26,6 +26,15 @@ def iob2_labels(entity_types: Sequence[str]) -> list[str]:
 
 
 DECODINGS = ("iob2-viterbi", "argmax")
+DEFAULT_DECODING = DECODINGS[0]
+
+
+def valid_iob2(tags: Sequence[str]) -> bool:
+    """True if every ``I-X`` continues an ``X`` entity (what constrained decoding guarantees)."""
+    return all(
+        not tag.startswith("I-") or (prev != "O" and prev[2:] == tag[2:])
+        for prev, tag in zip(["O", *tags], tags, strict=False)
+    )
 
 
 def iob2_constraints(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -58,11 +67,6 @@ def viterbi(log_probs: np.ndarray, start: np.ndarray, follows: np.ndarray) -> np
     for t in range(n - 1, 0, -1):
         path[t - 1] = back[t, path[t]]
     return path
-
-
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    shifted = x - x.max(-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
 def window_bounds(word_start: np.ndarray, safe: np.ndarray, budget: int) -> list[tuple[int, int]]:
@@ -170,7 +174,7 @@ class NerTask:
 
     name = "ner"
 
-    def __init__(self, entity_types: Sequence[str], decoding: str = "iob2-viterbi") -> None:
+    def __init__(self, entity_types: Sequence[str], decoding: str = DEFAULT_DECODING) -> None:
         """``decoding``: how word tags are read from logits: ``iob2-viterbi`` (default), the most probable
         sequence in which every ``I-X`` continues an ``X`` entity, or ``argmax``, each word on its own (the
         paper's, which can leave an entity's words with different types)."""
@@ -183,7 +187,7 @@ class NerTask:
         self._start, self._follows = iob2_constraints(self.labels)
 
     @classmethod
-    def from_labels(cls, labels: Sequence[str], decoding: str = "iob2-viterbi") -> NerTask:
+    def from_labels(cls, labels: Sequence[str], decoding: str = DEFAULT_DECODING) -> NerTask:
         """The task of a trained model, from its IOB2 label list (which must be in the canonical order)."""
         task = cls({label[2:] for label in labels if label != "O"}, decoding)
         if task.labels != list(labels):
@@ -266,7 +270,8 @@ class NerTask:
         if self.decoding == "argmax":
             paths = [row.argmax(-1) for row in scores]
         else:
-            paths = [viterbi(log_softmax(row), self._start, self._follows) for row in scores]
+            log_probs = (torch.from_numpy(row).log_softmax(-1).numpy() for row in scores)
+            paths = [viterbi(row, self._start, self._follows) for row in log_probs]
         return [[self.labels[i] for i in path] for path in paths]
 
     def score(
