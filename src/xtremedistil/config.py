@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from xtremedistil.errors import ConfigError
 
@@ -66,6 +66,15 @@ class DataConfig(Strict):
 class TeacherConfig(Strict):
     name: str = "multilingual-e5-small"
     run: str | None = None  # reuse the fine-tuned teacher of this run folder instead of training
+    # false: ``name`` is a token-classification model fine-tuned elsewhere (HF folder or hub name), used as
+    # it is: its own head and labels, no fine-tuning here (README, "Distil your own model")
+    fine_tune: bool = True
+    # the ready model's label or type names -> the data's (PERSON = "PER", LABEL_1 = "B-PER"); "O" = outside
+    label_map: dict[str, str] = Field(default_factory=dict)
+    # how the ready model was fine-tuned to read words: "words" (each word tokenized on its own, its label on
+    # the first piece: Hugging Face's recipe), "text" (sentences tokenized as text: xtremedistil's teachers);
+    # "auto" = "text" for a folder xtremedistil made, else "words"
+    reading: Literal["auto", "text", "words"] = "auto"
     max_length: int = Field(default=64, ge=8, le=512)
     epochs: int = Field(default=3, ge=1)
     batch_size: int = Field(default=32, ge=1)
@@ -79,6 +88,19 @@ class TeacherConfig(Strict):
     eval_every: int = Field(default=0, ge=0)  # steps between dev evaluations; 0 = once per epoch
     embedding_rows: Literal["seen", "all", "frozen"] = "seen"
     bucketing: bool = True
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TeacherConfig:
+        if self.run and not self.fine_tune:
+            raise ValueError(
+                "teacher.run (a teacher fine-tuned in another run) and teacher.fine_tune = false (a ready model "
+                "in teacher.name) exclude each other"
+            )
+        if (self.label_map or self.reading != "auto") and self.fine_tune:
+            raise ValueError(
+                "teacher.label_map and teacher.reading are for a ready model (teacher.fine_tune = false)"
+            )
+        return self
 
 
 class StudentSection(Strict):
@@ -95,7 +117,8 @@ class StudentSection(Strict):
 
 class DistilSection(Strict):
     strategy: Literal["D0", "D0-S", "D1", "kd", "D2", "D3.1", "D3.2", "D4.1", "D4.2"] = "D4.2"
-    layer: int = Field(default=6, ge=0)  # teacher hidden_states[layer] for the representation loss
+    # teacher hidden_states[layer] for the representation loss; None = the teacher's middle layer (6 of 12)
+    layer: int | None = Field(default=None, ge=0)
     representation_loss: Literal["mse", "kl"] = "mse"
     logit_positions: Literal["word-start", "all"] = "word-start"  # where logit losses read
     batch_size: int = Field(default=64, ge=1)
@@ -147,7 +170,7 @@ class ExperimentSection(Strict):
     strategies: list[Literal["D0", "D0-S", "D1", "kd", "D2", "D3.1", "D3.2", "D4.1", "D4.2"]] = ["D4.2"]
     transfer_sizes: list[int] = [0]
     labeled_sizes: list[int] = [0]  # labeled train sentences per language; each size fine-tunes its teacher
-    layers: list[int] = [6]
+    layers: list[int] = []  # teacher layers; empty = distil.layer (the middle layer unless set)
     students: list[str] = ["xs"]
     seeds: list[int] = [13]
     extra: list[ExperimentCell] = []
@@ -219,6 +242,8 @@ def _format_validation_error(exc: ValidationError, origin: str) -> str:
             lines.append(f"unknown key {key!r}")
         elif err["type"] == "missing":
             lines.append(f"missing required key {key!r}")
+        elif isinstance(err.get("input"), dict):  # a section's own check: its message says it all
+            lines.append(f"{key}: {err['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
     return f"invalid config {origin}: " + "; ".join(lines)

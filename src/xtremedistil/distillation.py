@@ -29,6 +29,7 @@ from xtremedistil.pipeline import (
     evaluate_model,
     obtain_teacher,
     prepare_run_dir,
+    ready_from_config,
     scored_as,
     teacher_folder,
     update_metrics,
@@ -107,8 +108,21 @@ class Prepared:
     dev_logits: list[np.ndarray] | None = None
 
 
-def _teacher_sha(config: RunConfig, run_dir: Path) -> str:
+def _teacher_sha(config: RunConfig, run_dir: Path, teacher: Teacher) -> str:
+    if teacher.is_ready:
+        return teacher.identity
     return sha256_file(teacher_folder(config, run_dir) / "model.safetensors")
+
+
+def representation_layer(config: RunConfig, teacher: Teacher) -> int:
+    """The teacher layer the representation loss reads: ``distil.layer``, or the middle layer (the paper's
+    6 of mBERT's 12)."""
+    layer = config.distil.layer if config.distil.layer is not None else teacher.num_layers // 2
+    if not 0 <= layer <= teacher.num_layers:
+        raise ConfigError(
+            f"distil.layer = {layer}: the teacher has layers 0 (embeddings) to {teacher.num_layers}"
+        )
+    return layer
 
 
 def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwatch | None = None) -> Prepared:
@@ -119,7 +133,7 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwat
     reporter.info(f"data: {describe_corpus(corpus)}")
     with watch("teacher"):
         teacher = obtain_teacher(config, corpus, run_dir, reporter)
-    task = NerTask.from_labels(teacher.labels)
+    task = NerTask.from_labels(teacher.labels, reading=teacher.reading)
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
     max_length = int(teacher.meta.get("max_length", config.teacher.max_length))
     segment = model_segmenter(teacher.tokenizer, teacher.meta)
@@ -143,15 +157,13 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwat
 
     spec = CacheSpec(
         teacher=config.teacher.run or config.teacher.name,
-        teacher_sha=_teacher_sha(config, run_dir),
-        layer=config.distil.layer,
+        teacher_sha=_teacher_sha(config, run_dir, teacher),
+        layer=representation_layer(config, teacher),
         max_length=max_length,
         tokenizer=type(teacher.tokenizer).__name__,
         hidden_size=int(teacher.model.config.hidden_size),
         num_labels=len(teacher.labels),
     )
-    if not 0 <= spec.layer <= teacher.num_layers:
-        raise ValueError(f"distil.layer must be between 0 and {teacher.num_layers}")
     cache_root = Path(config.cache.dir) if config.cache.dir else run_dir / "cache"
     caches = {}
     dev_logits: list[np.ndarray | None] = [None] * len(dev_enc)
@@ -251,8 +263,9 @@ def student_meta(prepared: Prepared, config: RunConfig, **extra: Any) -> dict[st
         "max_length": int(prepared.teacher.meta["max_length"]),
         "segmentation": prepared.teacher.meta["segmentation"],
         "decoding": prepared.task.decoding,
+        "reading": prepared.task.reading,
         "strategy": config.distil.strategy,
-        "layer": config.distil.layer,
+        "layer": representation_layer(config, prepared.teacher),
         **extra,
     }
 
@@ -462,13 +475,15 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
     note = ""
     if (finished / META_FILE).is_file():
         teacher = load_teacher(finished)
+    elif not config.teacher.fine_tune:
+        teacher = ready_from_config(config, corpus, reporter)
     else:  # same architecture, same speed: time the pretrained encoder, fine-tuning comes first
         labels = NerTask(corpus.labels()).labels
         teacher = new_teacher(
             resolve_teacher(config.teacher.name), labels, {"max_length": config.teacher.max_length}
         )
         note = " (the teacher is not fine-tuned yet: `distil`/`cache` fine-tune it first)"
-    task = NerTask.from_labels(teacher.labels)
+    task = NerTask.from_labels(teacher.labels, reading=teacher.reading)
     max_length = int(teacher.meta.get("max_length", config.teacher.max_length))
     segment = segmenter(teacher.tokenizer, config.data.cjk)
     transfer = load_transfer(
@@ -486,14 +501,13 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
     start = time.perf_counter()
     from xtremedistil.evaluate import predict_logits
 
-    predict_logits(
-        lambda b: teacher(b, layer=config.distil.layer).logits, sample, special, config.cache.batch_size
-    )
+    layer = representation_layer(config, teacher)
+    predict_logits(lambda b: teacher(b, layer=layer).logits, sample, special, config.cache.batch_size)
     rate = len(sample) / (time.perf_counter() - start)
     spec = CacheSpec(
         "",
         "",
-        config.distil.layer,
+        layer,
         max_length,
         "",
         int(teacher.model.config.hidden_size),
@@ -503,6 +517,6 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
     return (
         f"dry run: {len(transfer):,} transfer sentences + {len(corpus.split('train')):,} train sentences -> "
         f"{est['windows']:,} windows, {est['subwords']:,} sub-words\n"
-        f"estimated cache size {est['bytes'] / 1e6:,.0f} MB (fp16, layer {config.distil.layer} states + logits), "
+        f"estimated cache size {est['bytes'] / 1e6:,.0f} MB (fp16, layer {layer} states + logits), "
         f"estimated teacher time {est['seconds'] / 60:.1f} min at {rate:.0f} windows/s measured on a 64-window sample{note}"
     )

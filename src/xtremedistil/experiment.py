@@ -21,6 +21,7 @@ from xtremedistil.distillation import (
     evaluate_split,
     pools,
     prepare,
+    representation_layer,
     run_schedule,
     schedule_settings,
     student_meta,
@@ -45,14 +46,15 @@ class Cell:
     strategy: str
     transfer_size: int  # 0 = the whole transfer set
     labeled_size: int  # labeled train sentences per language; 0 = as configured
-    layer: int
+    layer: int | None  # None = the teacher's middle layer
     student: str  # preset name or "E,H"
     seed: int
 
     @property
     def key(self) -> str:
         return (
-            f"{self.strategy}_t{self.transfer_size}_l{self.labeled_size}_layer{self.layer}"
+            f"{self.strategy}_t{self.transfer_size}_l{self.labeled_size}"
+            f"_layer{self.layer if self.layer is not None else 'mid'}"
             f"_{self.student.replace(',', 'x')}_s{self.seed}"
         )
 
@@ -60,10 +62,11 @@ class Cell:
 def grid(config: RunConfig) -> list[Cell]:
     """The cells of the config: the full grid, then the extra cells, without duplicates, in a stable order."""
     e = config.experiment
+    layers = e.layers or [config.distil.layer]
     cells = [
         Cell(strategy, t, n, layer, student, seed)
         for n in e.labeled_sizes
-        for layer in e.layers
+        for layer in layers
         for t in e.transfer_sizes
         for student in e.students
         for strategy in e.strategies
@@ -75,7 +78,7 @@ def grid(config: RunConfig) -> list[Cell]:
                 x.strategy,
                 x.transfer_size if x.transfer_size is not None else e.transfer_sizes[0],
                 x.labeled_size if x.labeled_size is not None else e.labeled_sizes[0],
-                x.layer if x.layer is not None else e.layers[0],
+                x.layer if x.layer is not None else layers[0],
                 x.student or e.students[0],
                 x.seed if x.seed is not None else e.seeds[0],
             )
@@ -97,6 +100,11 @@ def cell_config(base: RunConfig, cell: Cell, run_dir: Path) -> RunConfig:
         tree["student"].update(embedding_dim=e, hidden_size=h)
     else:
         tree["student"]["preset"] = cell.student
+    if cell.labeled_size and not base.teacher.fine_tune:
+        raise ConfigError(
+            "experiment.labeled_sizes: a ready teacher (teacher.fine_tune = false) is not fine-tuned here, so "
+            "it cannot be fine-tuned again on fewer labels; use labeled_sizes = [0]"
+        )
     if cell.labeled_size:
         # fewer labels: a teacher fine-tuned on exactly those labels (teacher.run holds the full-label one)
         for source in tree["data"]["labeled"]:
@@ -211,7 +219,7 @@ class Experiment:
         )
         test_mean = scores["test"]["mean_f1"]
         return {
-            "cell": asdict(cell),
+            "cell": asdict(cell) | {"layer": representation_layer(config, prepared.teacher)},
             "key": cell.key,
             "transfer_windows": int(len(subset)),
             "labeled_windows": int(prepared.n_train),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import tomllib
 from pathlib import Path
@@ -31,7 +32,12 @@ METRICS_FILE = "metrics.json"
 
 
 def teacher_identity(tree: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a config that decide the fine-tuned teacher: a run folder keeps one teacher."""
+    """The parts of a config that decide the fine-tuned teacher: a run folder keeps one teacher. Keys a
+    newer version added are filled with their defaults first, so an older run folder is not refused."""
+    from xtremedistil.config import config_from_dict
+
+    with contextlib.suppress(ConfigError):  # a key this version no longer knows: compare as written
+        tree = config_from_dict(tree).model_dump(exclude_none=True)
     data = tree.get("data", {})
     return {
         "seed": tree.get("seed"),
@@ -80,7 +86,27 @@ def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: R
         reporter.info(f"teacher: reusing {source}")
     elif (teacher_dir(run_dir) / META_FILE).is_file():
         teacher = load_teacher(teacher_dir(run_dir))
-        reporter.info(f"teacher: reusing the finished fine-tuning in {teacher_dir(run_dir)}")
+        how = "the ready model" if teacher.is_ready else "the finished fine-tuning"
+        reporter.info(f"teacher: reusing {how} in {teacher_dir(run_dir)}")
+    elif not config.teacher.fine_tune:
+        teacher = ready_from_config(config, corpus, reporter)
+        teacher.save(teacher_dir(run_dir))
+        # scored before anything else: a wrong label map or a weak model shows in a minute, not after the cache
+        results = evaluate_model(
+            teacher,
+            corpus,
+            reporter,
+            scheme=config.evaluation.scheme,
+            batch_size=config.evaluation.batch_size,
+        )
+        update_metrics(run_dir, teacher=results)
+        reporter.info(
+            "ready teacher: "
+            + ", ".join(
+                f"{split} mean F1 {r['mean_f1']:.2f} (raw text {r['end_to_end']['mean_f1']:.2f})"
+                for split, r in results.items()
+            )
+        )
     else:
         teacher, history = fine_tune_teacher(config, corpus, reporter)
         teacher.save(teacher_dir(run_dir))
@@ -96,6 +122,33 @@ def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: R
             f"{config.data.cjk!r}: fine-tune it again (without teacher.run, or in a new run folder) or set "
             "data.cjk to match"
         )
+    return teacher
+
+
+def ready_from_config(config: RunConfig, corpus: Corpus, reporter: Reporter) -> Teacher:
+    """``teacher.name`` as a ready token-classification model (``teacher.fine_tune = false``)."""
+    from xtremedistil.teacher.model import ready_teacher
+    from xtremedistil.teacher.registry import resolve_teacher
+    from xtremedistil.teacher.train import reading_meta
+
+    folder = resolve_teacher(config.teacher.name)
+    labels = NerTask(corpus.labels()).labels
+    reading = config.teacher.reading
+    if reading == "auto":  # made by xtremedistil: read as it was fine-tuned; else Hugging Face's recipe
+        made_here = folder / META_FILE
+        reading = read_json(made_here).get("reading", "text") if made_here.is_file() else "words"
+    teacher = ready_teacher(folder, labels, config.teacher.label_map, {"reading": reading})
+    teacher.meta.update(reading_meta(config, corpus.split("train"), teacher))
+    ready = teacher.meta["ready"]
+    mapping = ", ".join(
+        f"{label} <- {'+'.join(ready['model_labels'][i] for i in group)}"
+        for label, group in zip(labels, ready["label_groups"], strict=True)
+    )
+    reporter.info(
+        f"teacher: the ready model {folder} ({type(teacher.model).__name__}, {teacher.num_layers} layers, "
+        f"hidden {teacher.model.config.hidden_size}, {type(teacher.tokenizer).__name__}, reading "
+        f"{teacher.reading}), not fine-tuned; labels read as {mapping}"
+    )
     return teacher
 
 
@@ -119,7 +172,7 @@ def evaluate_model(
     if isinstance(model, Teacher):
         name, forward = "teacher", (lambda b: model(b).logits)
         max_length = int(model.meta.get("max_length", 128))
-        task = NerTask.from_labels(list(model.meta["labels"]))
+        task = NerTask.from_labels(list(model.meta["labels"]), reading=model.reading)
     else:  # a student decodes the way it was saved to
         name, forward, max_length = "student", (lambda b: model.student(b).logits), model.max_length
         task = model.task

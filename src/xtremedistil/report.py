@@ -44,7 +44,7 @@ def measure_and_report(
     config: Any, prepared: Any, student: Any, run_dir: Path, metrics: dict[str, Any], reporter: Reporter
 ) -> dict[str, Any]:
     """Size and speed of teacher and student in this process (same threads), saved in the metrics."""
-    from xtremedistil.pipeline import update_metrics
+    from xtremedistil.pipeline import teacher_folder, update_metrics
 
     teacher = prepared.teacher
     gold = prepared.corpus.split("test") or prepared.corpus.split("dev")
@@ -58,6 +58,10 @@ def measure_and_report(
         "warmup": s.warmup,
         "latency_samples": s.latency_samples,
     }
+    # a ready teacher's files are where the user keeps the model; a reused one's in its own run
+    teacher_files = (
+        Path(teacher.meta["ready"]["source"]) if teacher.is_ready else teacher_folder(config, run_dir)
+    )
     reporter.info("measuring speed (same process, same threads, warm-up, medians)...")
     speed = {
         "teacher": measure_model(lambda b: teacher(b).logits, encoded, prepared.special, **kwargs),
@@ -68,7 +72,7 @@ def measure_and_report(
     size = {
         "teacher": {
             **parameter_counts(teacher.model, teacher.model.get_input_embeddings()),
-            "disk_bytes": folder_size(run_dir / "teacher") if (run_dir / "teacher").is_dir() else None,
+            "disk_bytes": folder_size(teacher_files) if teacher_files.is_dir() else None,
         },
         "student": {
             **parameter_counts(student, student.embedding),

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer
 
 from xtremedistil.batching import SpecialIds
 from xtremedistil.data.records import Sentence
@@ -22,6 +21,7 @@ from xtremedistil.io import read_json, write_json
 from xtremedistil.segment import char_entities, model_segmenter
 from xtremedistil.student.model import BiLSTMStudent, StudentConfig
 from xtremedistil.tasks.ner import NerTask
+from xtremedistil.teacher.model import load_tokenizer
 
 META = "student.json"
 VOCAB = "vocab.json"
@@ -101,7 +101,9 @@ class StudentPredictor:
     def __init__(self, student: BiLSTMStudent, tokenizer: Any, meta: dict[str, Any]) -> None:
         self.student, self.tokenizer, self.meta = student, tokenizer, meta
         # students saved before constrained decoding existed were scored with argmax: keep it for them
-        self.task = NerTask.from_labels(meta["labels"], meta.get("decoding", "argmax"))
+        self.task = NerTask.from_labels(
+            meta["labels"], meta.get("decoding", "argmax"), meta.get("reading", "text")
+        )
         self.special = SpecialIds.from_tokenizer(tokenizer)
         self.max_length = int(meta.get("max_length", 128))
         self.segment = model_segmenter(tokenizer, meta)
@@ -140,7 +142,7 @@ class StudentPredictor:
 def load_student(path: str | Path) -> StudentPredictor:
     """Load a saved student folder; ``.predict(texts)`` returns entities with character offsets."""
     student, meta = load_student_model(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = load_tokenizer(path)
     return StudentPredictor(student, tokenizer, meta)
 
 

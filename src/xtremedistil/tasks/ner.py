@@ -91,24 +91,47 @@ def window_bounds(word_start: np.ndarray, safe: np.ndarray, budget: int) -> list
     return bounds
 
 
-def word_boundary_id(tokenizer: Any) -> int | None:
-    """The id of sentencepiece's bare word-boundary piece "▁", if the vocabulary has one."""
-    token_id = tokenizer.convert_tokens_to_ids("\u2581")
-    return None if token_id is None or token_id == tokenizer.unk_token_id else int(token_id)
+class BlankPieces:
+    """Which sub-word ids are a bare word-boundary marker: pieces that decode to whitespace only, such as
+    sentencepiece's "▁" (XLM-R, e5) or byte-level BPE's "Ġ" (RoBERTa), which tokenizers put before a word
+    their vocabulary has no space-prefixed piece for. WordPiece vocabularies have none. Asked per id once."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.known: dict[int, bool] = {}
+
+    def __call__(self, token_id: int) -> bool:
+        blank = self.known.get(token_id)
+        if blank is None:
+            blank = self.known[token_id] = not self.tokenizer.decode([token_id]).strip()
+        return blank
 
 
-def word_pieces(sentences: Sequence[Sentence], tokenizer: Any) -> list[list[list[int]]]:
+READINGS = ("text", "words")
+
+
+def word_pieces(
+    sentences: Sequence[Sentence], tokenizer: Any, reading: str = "text"
+) -> list[list[list[int]]]:
     """The sub-word ids of each word of each sentence.
 
-    A sentence cut from raw text (``text`` and ``spans`` set) is tokenized as that text, the way the teacher
-    was pre-trained, and each piece goes to the word its first character lies in; words that a piece
-    straddles (a Chinese piece of several one-character units, say) and words left without a piece are
-    tokenized on their own. Other sentences are tokenized word by word (``is_split_into_words``). A bare
-    sentencepiece "▁" (the same before every Chinese word) never carries a word's label: it is dropped when
-    the word has other pieces."""
-    boundary = word_boundary_id(tokenizer)
+    ``reading = "text"`` (how xtremedistil fine-tunes its teachers): a sentence cut from raw text (``text``
+    and ``spans`` set) is tokenized as that text, the way the teacher was pre-trained, and each piece goes
+    to the word its first character lies in; words that a piece straddles (a Chinese piece of several
+    one-character units, say) and words left without a piece are tokenized on their own. Other sentences
+    are tokenized word by word (``is_split_into_words``). A bare word-boundary piece (sentencepiece's "▁" or
+    byte-level BPE's "Ġ", the same before every Chinese word) never carries a word's label: it is dropped
+    when the word has other pieces.
+
+    ``reading = "words"`` (Hugging Face's token-classification recipe, how most ready models were
+    fine-tuned): every sentence word by word, bare boundary pieces kept, a word's label on its first piece
+    whatever it is."""
+    if reading not in READINGS:
+        raise ValueError(f"unknown reading {reading!r}; expected one of {', '.join(READINGS)}")
+    boundary = BlankPieces(tokenizer)
     out: list[list[list[int]] | None] = [None] * len(sentences)
-    raw = [i for i, s in enumerate(sentences) if s.text is not None and s.spans is not None]
+    by_text = reading == "text"
+    raw = [i for i, s in enumerate(sentences) if by_text and s.text is not None and s.spans is not None]
     alone: list[tuple[int, int]] = []  # (sentence, word) to tokenize on their own
     if raw:
         tokens = tokenizer(
@@ -130,7 +153,7 @@ def word_pieces(sentences: Sequence[Sentence], tokenizer: Any) -> list[list[list
                 if word is not None:
                     per_word[word].append(token_id)
             for pieces in per_word:
-                if len(pieces) > 1 and pieces[0] == boundary:
+                if by_text and len(pieces) > 1 and boundary(pieces[0]):
                     del pieces[0]
             if row < len(rest):
                 out[rest[row]] = per_word
@@ -141,7 +164,7 @@ def word_pieces(sentences: Sequence[Sentence], tokenizer: Any) -> list[list[list
 
 
 def _assign_pieces(
-    sentence: Sentence, ids: Sequence[int], offsets: Sequence[tuple[int, int]], boundary: int | None
+    sentence: Sentence, ids: Sequence[int], offsets: Sequence[tuple[int, int]], boundary: BlankPieces
 ) -> tuple[list[list[int]], list[int]]:
     """Pieces of ``sentence.text`` to its words by character offset; returns them and the words to redo."""
     spans = sentence.spans or ()
@@ -150,9 +173,9 @@ def _assign_pieces(
     pieces: list[list[int]] = [[] for _ in spans]
     redo: set[int] = set()
     for token_id, (s, e) in zip(ids, offsets, strict=True):
-        while s < e and text[s].isspace():  # sentencepiece's "▁" may claim the space before a piece
+        while s < e and text[s].isspace():  # a space marker may claim the space before a piece
             s += 1
-        if s >= e or token_id == boundary:
+        if s >= e or boundary(token_id):
             continue
         k = bisect_right(starts, s) - 1
         if k < 0 or s >= spans[k][1]:  # starts on a character no word holds (an invisible control)
@@ -174,12 +197,18 @@ class NerTask:
 
     name = "ner"
 
-    def __init__(self, entity_types: Sequence[str], decoding: str = DEFAULT_DECODING) -> None:
+    def __init__(
+        self, entity_types: Sequence[str], decoding: str = DEFAULT_DECODING, reading: str = "text"
+    ) -> None:
         """``decoding``: how word tags are read from logits: ``iob2-viterbi`` (default), the most probable
         sequence in which every ``I-X`` continues an ``X`` entity, or ``argmax``, each word on its own (the
-        paper's, which can leave an entity's words with different types)."""
+        paper's, which can leave an entity's words with different types). ``reading``: how words become
+        sub-words (``word_pieces``): ``text`` or ``words``, as the model was fine-tuned."""
         if decoding not in DECODINGS:
             raise ValueError(f"unknown decoding {decoding!r}; expected one of {', '.join(DECODINGS)}")
+        if reading not in READINGS:
+            raise ValueError(f"unknown reading {reading!r}; expected one of {', '.join(READINGS)}")
+        self.reading = reading
         self.entity_types = sorted(entity_types)
         self.labels = iob2_labels(self.entity_types)
         self.label_to_id = {label: i for i, label in enumerate(self.labels)}
@@ -187,9 +216,11 @@ class NerTask:
         self._start, self._follows = iob2_constraints(self.labels)
 
     @classmethod
-    def from_labels(cls, labels: Sequence[str], decoding: str = DEFAULT_DECODING) -> NerTask:
+    def from_labels(
+        cls, labels: Sequence[str], decoding: str = DEFAULT_DECODING, reading: str = "text"
+    ) -> NerTask:
         """The task of a trained model, from its IOB2 label list (which must be in the canonical order)."""
-        task = cls({label[2:] for label in labels if label != "O"}, decoding)
+        task = cls({label[2:] for label in labels if label != "O"}, decoding, reading)
         if task.labels != list(labels):
             raise ValueError(f"labels {list(labels)} are not in the canonical IOB2 order {task.labels}")
         return task
@@ -212,7 +243,9 @@ class NerTask:
         batch_size = 2048
         for offset in range(0, len(sentences), batch_size):
             chunk = sentences[offset : offset + batch_size]
-            for j, (sentence, pieces) in enumerate(zip(chunk, word_pieces(chunk, tokenizer), strict=True)):
+            for j, (sentence, pieces) in enumerate(
+                zip(chunk, word_pieces(chunk, tokenizer, self.reading), strict=True)
+            ):
                 for word in pieces:
                     if not word:  # e.g. a lone control character: keep the word, as <unk>
                         word.append(tokenizer.unk_token_id)

@@ -1,8 +1,16 @@
-"""The teacher: a pretrained encoder with a token-classification head, saved as a plain HF folder."""
+"""The teacher: a pretrained encoder with a token-classification head, saved as a plain HF folder.
+
+Two kinds: one fine-tuned here (``new_teacher``, saved with its weights), and a *ready* model the user
+fine-tuned elsewhere, used as it is (``ready_teacher``): its own head and labels, read in the data's label
+space through ``teacher.labels.align_labels``. A run records a ready teacher as a folder holding only
+``xtremedistil.json``, which points at the model and the hash of its weights (nothing is copied).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +23,52 @@ from xtremedistil.errors import XtremeDistilError
 from xtremedistil.io import read_json, write_json
 from xtremedistil.outputs import TokenOutput
 from xtremedistil.tasks.base import Batch
+from xtremedistil.teacher.convert import sha256_file
+from xtremedistil.teacher.labels import align_labels, map_logits
 
 META_FILE = "xtremedistil.json"
+READY = "ready"  # the meta key of a ready teacher's record
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """The fast tokenizer of a model folder, set up to tokenize words one by one the way it tokenizes them
+    inside text: byte-level BPE tokenizers (RoBERTa, GPT-2 style) need ``add_prefix_space`` for that, or a
+    word read on its own loses the space marker that every mid-sentence word has."""
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if not getattr(tokenizer, "is_fast", False):
+        raise XtremeDistilError(
+            f"the model's tokenizer ({type(tokenizer).__name__}) is not a fast (Rust) tokenizer: xtremedistil "
+            "needs character offsets, which only fast tokenizers give; save the model with a tokenizer.json "
+            "(AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(folder))",
+            path=path,
+        )
+    if getattr(tokenizer, "add_prefix_space", None) is False:
+        tokenizer = AutoTokenizer.from_pretrained(path, add_prefix_space=True)
+    missing = [name for name in ("cls_token", "sep_token", "pad_token") if getattr(tokenizer, name) is None]
+    if missing:
+        raise XtremeDistilError(
+            f"the tokenizer has no {', '.join(missing)}: xtremedistil needs an encoder's [CLS] ... [SEP] "
+            "inputs with padding (BERT, RoBERTa, XLM-R, DistilBERT, ...)",
+            path=path,
+        )
+    return tokenizer
+
+
+def weights_sha256(folder: str | Path) -> str:
+    """One hash over a model folder's weight files (safetensors or PyTorch, sharded or not)."""
+    folder = Path(folder)
+    files = sorted({f for pattern in WEIGHT_PATTERNS for f in folder.glob(pattern)})
+    if not files:
+        raise XtremeDistilError(
+            "no weights (*.safetensors or pytorch_model*.bin) in the model folder", path=folder
+        )
+    if len(files) == 1:
+        return sha256_file(files[0])
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.name}:{sha256_file(file)}\n".encode())
+    return digest.hexdigest()
 
 
 class RowSubsetEmbedding(nn.Module):
@@ -55,13 +107,36 @@ class RowSubsetEmbedding(nn.Module):
 
 
 class Teacher(nn.Module):
-    """Wraps an HF token-classification model; ``forward`` returns a ``TokenOutput``."""
+    """Wraps an HF token-classification model; ``forward`` returns a ``TokenOutput`` whose logits are over
+    ``labels`` (the data's), whatever the order and names of the model's own head (a ready teacher)."""
 
     def __init__(self, model: nn.Module, tokenizer: Any, meta: dict[str, Any]) -> None:
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
+        ready = meta.get(READY)
+        self.label_groups: list[list[int]] | None = ready["label_groups"] if ready else None
+
+    @property
+    def reading(self) -> str:
+        """How words become sub-words for this teacher (``tasks.ner.word_pieces``): ``text`` for teachers
+        fine-tuned here, often ``words`` for ready ones (Hugging Face's token-classification recipe)."""
+        return str(self.meta.get("reading", "text"))
+
+    @property
+    def is_ready(self) -> bool:
+        """True for a model fine-tuned elsewhere and used as it is."""
+        return READY in self.meta
+
+    @property
+    def identity(self) -> str:
+        """What the teacher's outputs depend on: the weights, and for a ready teacher how its labels are read."""
+        ready = self.meta.get(READY)
+        if not ready:
+            raise ValueError("a fine-tuned teacher's identity is the hash of its saved weights")
+        groups = ",".join("+".join(map(str, g)) for g in ready["label_groups"])
+        return hashlib.sha256(f"{ready['weights_sha256']}|{groups}".encode()).hexdigest()
 
     @property
     def labels(self) -> list[str]:
@@ -78,7 +153,8 @@ class Teacher(nn.Module):
             output_hidden_states=layer is not None,
         )
         hidden = out.hidden_states[layer] if layer is not None else None
-        return TokenOutput(logits=out.logits, hidden=hidden, mask=batch.token_mask)
+        logits = out.logits if self.label_groups is None else map_logits(out.logits, self.label_groups)
+        return TokenOutput(logits=logits, hidden=hidden, mask=batch.token_mask)
 
     def restrict_embedding_rows(self, token_ids: torch.Tensor) -> None:
         """Train only the embedding rows of ``token_ids`` (plus specials); the rest of the table is frozen."""
@@ -96,13 +172,16 @@ class Teacher(nn.Module):
 
     def save(self, path: str | Path) -> Path:
         """Write a self-contained HF folder (weights, config with labels, tokenizer, ``xtremedistil.json``)
-        into a temporary sibling, then rename it into place."""
+        into a temporary sibling, then rename it into place. A ready teacher writes only its record."""
         self.merge_embedding_rows()
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp, safe_serialization=True)
-        self.tokenizer.save_pretrained(tmp)
+        if self.is_ready:
+            tmp.mkdir(parents=True)
+        else:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
         write_json(tmp / META_FILE, self.meta)
         if path.exists():
             shutil.rmtree(path)
@@ -112,7 +191,7 @@ class Teacher(nn.Module):
 
 def new_teacher(base: str | Path, labels: list[str], meta: dict[str, Any]) -> Teacher:
     """A pretrained encoder from the local folder ``base`` with a fresh head over ``labels``."""
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer = load_tokenizer(base)
     model = AutoModelForTokenClassification.from_pretrained(
         base,
         num_labels=len(labels),
@@ -122,12 +201,66 @@ def new_teacher(base: str | Path, labels: list[str], meta: dict[str, Any]) -> Te
     return Teacher(model, tokenizer, {**meta, "labels": labels})
 
 
+def model_labels(config: Any) -> list[str]:
+    """The labels of a model's head, in the order of its logits."""
+    id2label = {int(k): v for k, v in (config.id2label or {}).items()}
+    return [id2label.get(i, f"LABEL_{i}") for i in range(int(config.num_labels))]
+
+
+def ready_teacher(
+    folder: str | Path,
+    data_labels: Sequence[str],
+    label_map: Mapping[str, str] | None,
+    meta: dict[str, Any],
+    *,
+    weights_sha: str | None = None,
+) -> Teacher:
+    """A token-classification model fine-tuned elsewhere, used as it is: its own head, its labels matched
+    to ``data_labels`` by name (``label_map`` for names that differ). ``weights_sha``, if given, must be the
+    hash of the folder's weights (a run checks that its ready teacher did not change)."""
+    folder = Path(folder)
+    sha = weights_sha256(folder)
+    if weights_sha is not None and sha != weights_sha:
+        raise XtremeDistilError(
+            "the ready teacher's weights changed since this run used it (their hash differs): distil into a "
+            "new run folder, or restore the model",
+            path=folder,
+        )
+    model, info = AutoModelForTokenClassification.from_pretrained(folder, output_loading_info=True)
+    fresh = [key for key in info.get("missing_keys", ()) if "classifier" in key or "score" in key]
+    if fresh:
+        raise XtremeDistilError(
+            f"not a token-classification model: it has no trained head ({', '.join(sorted(fresh))} would be "
+            "new). Set teacher.fine_tune = true to fine-tune it on the labeled data first",
+            path=folder,
+        )
+    names = model_labels(model.config)
+    groups = align_labels(names, data_labels, label_map)
+    record = {
+        "source": str(folder.resolve()),
+        "weights_sha256": sha,
+        "model_labels": names,
+        "label_map": dict(label_map or {}),
+        "label_groups": groups,
+    }
+    return Teacher(model.eval(), load_tokenizer(folder), {**meta, "labels": list(data_labels), READY: record})
+
+
 def load_teacher(path: str | Path) -> Teacher:
-    """Load a fine-tuned teacher folder written by ``Teacher.save``."""
+    """Load a teacher folder written by ``Teacher.save``: a fine-tuned teacher, or a run's record of a ready
+    one (then the model is read from where the record points, after checking its weights' hash)."""
     path = Path(path)
     if not (path / META_FILE).is_file():
         raise XtremeDistilError(f"not a fine-tuned teacher folder (no {META_FILE})", path=path)
     meta = read_json(path / META_FILE)
+    ready = meta.get(READY)
+    if ready:
+        rest = {k: v for k, v in meta.items() if k not in (READY, "labels")}
+        teacher = ready_teacher(
+            ready["source"], meta["labels"], ready["label_map"], rest, weights_sha=ready["weights_sha256"]
+        )
+        if teacher.label_groups != ready["label_groups"]:
+            raise XtremeDistilError("the ready teacher's labels changed since this run used it", path=path)
+        return teacher
     model = AutoModelForTokenClassification.from_pretrained(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    return Teacher(model.eval(), tokenizer, meta)
+    return Teacher(model.eval(), load_tokenizer(path), meta)

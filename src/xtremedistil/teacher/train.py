@@ -13,7 +13,8 @@ from transformers import get_linear_schedule_with_warmup
 
 from xtremedistil.batching import SpecialIds, iterate_batches
 from xtremedistil.config import RunConfig
-from xtremedistil.data.records import Corpus
+from xtremedistil.data.records import Corpus, Sentence
+from xtremedistil.errors import ConfigError
 from xtremedistil.evaluate import eval_set, evaluate_set
 from xtremedistil.progress import Reporter, SilentReporter
 from xtremedistil.segment import model_segmenter, segmentation, straddled_pieces, units_of
@@ -44,6 +45,36 @@ def parameter_groups(
     ]
 
 
+def reading_meta(config: RunConfig, train: list[Sentence], teacher: Teacher) -> dict[str, Any]:
+    """How a teacher reads text, recorded in its meta and passed on to its students: the window length and
+    the segmentation (with ``cjk = "piece-split"``, the pieces that train entities start or end inside)."""
+    limit = position_limit(teacher)
+    if config.teacher.max_length > limit:
+        raise ConfigError(
+            f"teacher.max_length = {config.teacher.max_length} is more than the {limit} positions the teacher "
+            f"{config.teacher.name!r} reads"
+        )
+    split = straddled_pieces(train, teacher.tokenizer) if config.data.cjk == "piece-split" else ()
+    return {
+        "task": "ner",
+        "base": config.teacher.name,
+        "max_length": config.teacher.max_length,
+        "segmentation": segmentation(config.data.cjk, split),
+    }
+
+
+def position_limit(teacher: Teacher) -> int:
+    """How many sub-words (with specials) the teacher reads at most: its tokenizer's limit when it states
+    one, else the model's position table (RoBERTa-style models reserve two rows: 514 rows, 512 positions)."""
+    stated = getattr(teacher.tokenizer, "model_max_length", None)
+    if isinstance(stated, int) and 0 < stated < 1_000_000:
+        return stated
+    config = teacher.model.config
+    rows = int(getattr(config, "max_position_embeddings", 512))
+    offset = 2 if config.model_type in ("roberta", "xlm-roberta", "camembert", "longformer") else 0
+    return rows - offset
+
+
 def fine_tune_teacher(
     config: RunConfig, corpus: Corpus, reporter: Reporter | None = None
 ) -> tuple[Teacher, dict[str, Any]]:
@@ -55,16 +86,9 @@ def fine_tune_teacher(
     tc = config.teacher
     base = resolve_teacher(tc.name)
     task = NerTask(corpus.labels())
-    meta = {
-        "task": task.name,
-        "base": tc.name,
-        "max_length": tc.max_length,
-        "segmentation": segmentation(config.data.cjk),
-    }
     train, dev = corpus.split("train"), corpus.split("dev")
-    teacher = new_teacher(base, task.labels, meta)
-    if config.data.cjk == "piece-split":  # pieces that train entities start or end inside: cut them
-        teacher.meta["segmentation"] = segmentation("piece-split", straddled_pieces(train, teacher.tokenizer))
+    teacher = new_teacher(base, task.labels, {})
+    teacher.meta.update(reading_meta(config, train, teacher))
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
     segment = model_segmenter(teacher.tokenizer, teacher.meta)
     if not train or not dev:

@@ -1,0 +1,219 @@
+"""Ready teachers: models fine-tuned elsewhere, distilled as they are (label alignment, any tokenizer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.teacher.families import FAMILIES, LABEL_MAP, LABELS, fine_tune_ready_model
+from tests.test_distil_e2e import write_toy_corpus
+from xtremedistil.batching import SpecialIds, iterate_batches
+from xtremedistil.cli import main
+from xtremedistil.errors import XtremeDistilError
+from xtremedistil.student.saved import load_student
+from xtremedistil.tasks.ner import NerTask
+from xtremedistil.teacher.labels import align_labels, map_logits
+from xtremedistil.teacher.model import load_teacher, ready_teacher
+
+DATA = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+
+
+# --- label alignment --------------------------------------------------------------------------------------
+def test_labels_in_another_order_are_a_permutation():
+    model = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+    groups = align_labels(model, DATA)
+    assert [[model[i] for i in g] for g in groups] == [[label] for label in DATA]
+    logits = torch.randn(2, 3, len(model))
+    mapped = map_logits(logits, groups)
+    assert torch.equal(mapped[..., DATA.index("B-PER")], logits[..., 1])  # values untouched, only moved
+
+
+def test_case_bioes_and_renamed_types_are_read():
+    model = [
+        "o",
+        "S-person",
+        "B-PERSON",
+        "I-person",
+        "E-person",
+        "b_gpe",
+        "i_gpe",
+        "B-LOC",
+        "I-LOC",
+        "B-ORG",
+        "I-ORG",
+    ]
+    groups = align_labels(model, DATA, {"person": "PER", "GPE": "LOC"})
+    named = {label: sorted(model[i] for i in g) for label, g in zip(DATA, groups, strict=True)}
+    assert named["B-PER"] == ["B-PERSON", "S-person"]
+    assert named["I-PER"] == ["E-person", "I-person"]
+    assert named["B-LOC"] == ["B-LOC", "b_gpe"]
+
+
+def test_merged_labels_add_their_probabilities():
+    model = ["O", "B-MISC", "I-MISC", "B-PER", "S-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+    groups = align_labels(model, DATA, {"MISC": "O"})
+    logits = torch.randn(4, len(model))
+    merged = map_logits(logits, groups).softmax(-1)
+    probs = logits.softmax(-1)
+    assert torch.allclose(merged[:, DATA.index("O")], probs[:, [0, 1, 2]].sum(-1), atol=1e-6)
+    assert torch.allclose(merged[:, DATA.index("B-PER")], probs[:, [3, 4]].sum(-1), atol=1e-6)
+    assert torch.allclose(merged.sum(-1), torch.ones(4), atol=1e-6)
+
+
+def test_a_whole_label_can_be_named():
+    model = ["LABEL_0", "LABEL_1", "LABEL_2"]
+    groups = align_labels(
+        model, ["O", "B-PER", "I-PER"], {"LABEL_0": "O", "label_1": "B-PER", "LABEL_2": "I-PER"}
+    )
+    assert groups == [[0], [1], [2]]
+
+
+@pytest.mark.parametrize(
+    ("model", "label_map", "message"),
+    [
+        (["O", "B-PER", "I-PER", "B-MISC", "I-MISC", "B-LOC", "I-LOC", "B-ORG", "I-ORG"], {}, "types MISC"),
+        (
+            ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"],
+            {},
+            "['B-ORG', 'I-ORG'] that no label of the model makes",
+        ),
+        (
+            ["O", "LABEL_1", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],
+            {},
+            "['LABEL_1'] are neither",
+        ),
+        (DATA, {"PERSON": "PER"}, "keys ['PERSON'] match none"),
+        (
+            ["O", "B-PERSON", "I-PERSON", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],
+            {"PERSON": "HUMAN"},
+            "name no data label",
+        ),
+    ],
+)
+def test_labels_that_cannot_be_matched_are_named(model, label_map, message):
+    with pytest.raises(XtremeDistilError, match="do not match") as caught:
+        align_labels(model, DATA, label_map)
+    assert message in str(caught.value)
+
+
+# --- the three tokenizer families, end to end -------------------------------------------------------------
+@pytest.fixture(scope="module", params=FAMILIES)
+def ready_model(request, tmp_path_factory) -> tuple[str, Path]:
+    family = request.param
+    return family, fine_tune_ready_model(family, tmp_path_factory.mktemp(f"ready-{family}") / "model")
+
+
+def _config(tmp_path: Path, model: Path, label_map: dict[str, str]) -> Path:
+    write_toy_corpus(tmp_path / "corpus")
+    (tmp_path / "unlabeled.txt").write_text(
+        "alice works in london\nbob and the city\nparis lives\nalice lives in 北京 .\n", encoding="utf-8"
+    )
+    mapping = ", ".join(f'{k} = "{v}"' for k, v in label_map.items())
+    text = f"""
+output_dir = "{tmp_path / "run"}"
+[[data.labeled]]
+source = "{tmp_path / "corpus"}"
+[[data.transfer]]
+source = "{tmp_path / "unlabeled.txt"}"
+lang = "en"
+[teacher]
+name = "{model}"
+fine_tune = false
+label_map = {{ {mapping} }}
+max_length = 32
+[student]
+embedding_dim = 8
+hidden_size = 8
+[distil]
+batch_size = 8
+representation_epochs = 1
+logit_epochs = 1
+label_epochs = 1
+[cache]
+shard_size = 16
+[speed]
+batches = 2
+warmup = 1
+latency_samples = 3
+batch_size = 4
+"""
+    path = tmp_path / "ready.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def expected_sources(family: str, label: str) -> list[str]:
+    """The model labels that make data ``label``, written out per family (independent of align_labels)."""
+    if label == "O":
+        return {"bert": ["O"], "xlmr": ["O"], "roberta": ["o", "b-misc", "i-misc"]}[family]
+    prefix, etype = label.split("-")
+    if family == "bert":
+        return [f"{prefix}-{ {'PER': 'PERSON', 'LOC': 'LOCATION', 'ORG': 'ORGANIZATION'}[etype] }"]
+    if family == "xlmr":
+        return [f"{'S' if prefix == 'B' else 'E'}-{etype}", label]
+    return [label.lower()]
+
+
+def test_a_ready_teacher_reads_its_own_head_in_the_data_label_order(ready_model, toy_corpus):
+    family, folder = ready_model
+    teacher = ready_teacher(folder, DATA, LABEL_MAP[family], {})
+    task = NerTask.from_labels(DATA)
+    encoded, _ = task.encode(toy_corpus.split("dev"), teacher.tokenizer, 32)
+    (batch,) = iterate_batches(encoded, 64, SpecialIds.from_tokenizer(teacher.tokenizer), shuffle=False)
+    with torch.no_grad():
+        raw = teacher.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        mapped = teacher(batch).logits
+    for j, label in enumerate(DATA):
+        sources = [LABELS[family].index(name) for name in expected_sources(family, label)]
+        assert torch.allclose(mapped[..., j], raw[..., sources].logsumexp(-1), atol=1e-5), (family, label)
+
+
+def test_each_tokenizer_family_distils_saves_loads_and_predicts_raw_text(ready_model, tmp_path, capsys):
+    family, folder = ready_model
+    config = _config(tmp_path, folder, LABEL_MAP[family])
+    assert main(["distil", str(config)]) == 0
+    err = capsys.readouterr().err
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    # the toy sentences were fitted by the ready model: a wrong label reading would show here
+    assert metrics["teacher"]["dev"]["mean_f1"] > 90, (family, metrics["teacher"]["dev"])
+    assert err.index("ready teacher: dev mean F1") < err.index("cache teacher")  # scored before the cache
+    assert "fine-tune teacher" not in err
+    teacher_meta = json.loads((run / "teacher" / "xtremedistil.json").read_text())
+    assert teacher_meta["ready"]["source"] == str(folder.resolve())
+    assert not (run / "teacher" / "model.safetensors").exists()  # the model is not copied
+    student = json.loads((run / "student" / "student.json").read_text())
+    assert student["labels"] == DATA and student["layer"] == 1  # the middle of two layers
+    assert student["config"]["projection_dim"] == 32  # the teacher's width
+
+    predictor = load_student(run / "student")
+    text = "alice works at acme corp in 北京, london"
+    (entities,) = predictor.predict([text])
+    assert all(text[e.start : e.end] == e.text and e.type in ("PER", "LOC", "ORG") for e in entities)
+    words = [text[a:b] for a, b in predictor.segment(text)]
+    assert "北京" in "".join(words) and "," in words  # CJK and punctuation are units of their own
+
+    # the run's record of the ready teacher loads again (resume, `evaluate --teacher`), and notices a change
+    assert load_teacher(run / "teacher").label_groups == teacher_meta["ready"]["label_groups"]
+    assert main(["distil", str(config)]) == 0
+    assert "reusing the ready model" in capsys.readouterr().err
+
+
+def test_a_changed_ready_model_is_refused(tmp_path):
+    folder = fine_tune_ready_model("bert", tmp_path / "model", steps=1)
+    teacher = ready_teacher(folder, DATA, LABEL_MAP["bert"], {"max_length": 16})
+    teacher.save(tmp_path / "record")
+    with torch.no_grad():
+        model = teacher.model
+        model.classifier.bias += 1.0
+        model.save_pretrained(folder)
+    with pytest.raises(XtremeDistilError, match="weights changed"):
+        load_teacher(tmp_path / "record")
+
+
+def test_a_model_without_a_trained_head_is_refused(tiny_bert_dir):
+    with pytest.raises(XtremeDistilError, match="no trained head"):
+        ready_teacher(tiny_bert_dir, DATA, {}, {})
