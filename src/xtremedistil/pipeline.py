@@ -216,9 +216,17 @@ def run_teacher(config: RunConfig, reporter: Reporter | None = None) -> dict[str
     corpus = load_labeled_all(config.data.labeled, seed=config.seed)
     reporter.info(f"data: {describe_corpus(corpus)}")
     teacher = obtain_teacher(config, corpus, run_dir, reporter)
-    results = evaluate_model(
-        teacher, corpus, reporter, scheme=config.evaluation.scheme, batch_size=config.evaluation.batch_size
-    )
+    scored = read_json(run_dir / METRICS_FILE).get("teacher") if (run_dir / METRICS_FILE).is_file() else None
+    if teacher.is_ready and scored_as(scored, config.evaluation.scheme):
+        results = scored  # a ready teacher is scored as soon as it is loaded
+    else:
+        results = evaluate_model(
+            teacher,
+            corpus,
+            reporter,
+            scheme=config.evaluation.scheme,
+            batch_size=config.evaluation.batch_size,
+        )
     metrics = update_metrics(
         run_dir, teacher=results, threads=threads, teacher_job_seconds=time.perf_counter() - start
     )
