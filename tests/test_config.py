@@ -60,3 +60,35 @@ def test_overrides():
 def test_shipped_configs_are_valid(path):
     config = load_config(path)
     assert config.task == "ner" and config.data.labeled
+
+
+def test_ready_teacher_keys_are_checked_together():
+    config = load_config(
+        None, ["teacher.name=some/model", "teacher.fine_tune=false", "teacher.label_map={A='B'}"]
+    )
+    assert config.teacher.label_map == {"A": "B"} and config.distil.layer is None  # None: the middle layer
+    with pytest.raises(ConfigError, match="exclude each other"):
+        load_config(None, ["teacher.run=runs/x", "teacher.fine_tune=false"])
+    with pytest.raises(ConfigError, match="are for a ready model") as caught:
+        load_config(None, ["teacher.label_map={PERSON='PER'}"])
+    assert "got {" not in str(caught.value)  # the section's own message, not a dump of the section
+
+
+def test_a_run_folder_of_an_older_version_keeps_its_teacher(tmp_path):
+    """Keys a newer version adds (with defaults) do not make an older run folder look like another teacher."""
+    import tomllib
+
+    import tomli_w
+
+    from xtremedistil.pipeline import prepare_run_dir
+
+    config = load_config(None, [f"output_dir={tmp_path / 'run'}"])
+    prepare_run_dir(config)
+    saved = tmp_path / "run" / "config.toml"
+    tree = tomllib.loads(saved.read_text())
+    for key in ("fine_tune", "label_map", "reading"):
+        tree["teacher"].pop(key, None)
+    saved.write_text(tomli_w.dumps(tree))
+    prepare_run_dir(config)  # not refused
+    with pytest.raises(ConfigError, match="different teacher"):
+        prepare_run_dir(load_config(None, [f"output_dir={tmp_path / 'run'}", "teacher.fine_tune=false"]))

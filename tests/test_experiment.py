@@ -69,8 +69,19 @@ def test_grid_is_the_product_plus_extra_cells_without_duplicates():
     )
     cells = grid(config)
     assert len(cells) == 5
-    assert Cell("D4.2", 100, 0, 6, "xs", 2) in cells
+    assert Cell("D4.2", 100, 0, None, "xs", 2) in cells  # no layers given: distil.layer (the middle one)
     assert len({c.key for c in cells}) == 5
+    assert {c.layer for c in grid(load_config(None, ["distil.layer=4"]))} == {4}
+    assert {c.layer for c in grid(load_config(None, ["experiment.layers=[3, 6]"]))} == {3, 6}
+
+
+def test_a_ready_teacher_cannot_be_fine_tuned_on_fewer_labels(tmp_path):
+    from xtremedistil.errors import ConfigError
+    from xtremedistil.experiment import cell_config
+
+    config = load_config(None, ["teacher.fine_tune=false", "experiment.labeled_sizes=[100]"])
+    with pytest.raises(ConfigError, match="ready teacher"):
+        cell_config(config, grid(config)[0], tmp_path)
 
 
 def test_tiny_grid_runs_resumes_and_adds_only_new_cells(toy_config, tmp_path, monkeypatch, capsys):  # noqa: F811
