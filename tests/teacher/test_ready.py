@@ -238,3 +238,52 @@ def test_reading_word_by_word_recovers_what_the_hugging_face_recipe_taught(tmp_p
         logits = predict_logits(lambda b, t=teacher: t(b).logits, encoded, special, 8)
         f1[reading] = f1_score([list(s.tags) for s in units], task.decode(units, encoded, logits))
     assert f1["words"] == 1.0 and f1["text"] < 0.9, f1
+
+
+def test_position_limits_follow_the_tokenizer_or_the_position_table(ready_model):
+    from xtremedistil.teacher.train import position_limit
+
+    family, folder = ready_model
+    teacher = ready_teacher(folder, DATA, LABEL_MAP[family], {})
+    # bert and xlmr state 32 in their tokenizers; roberta states none and has 34 position rows, 2 reserved
+    assert position_limit(teacher) == 32
+
+
+def test_a_distilbert_teacher_reads_like_a_bert(tmp_path, toy_corpus):
+    from transformers import DistilBertConfig, DistilBertForTokenClassification
+
+    from tests.teacher.families import build_tokenizer
+
+    tokenizer = build_tokenizer("bert")
+    labels = LABELS["bert"]
+    config = DistilBertConfig(
+        vocab_size=len(tokenizer),
+        dim=32,
+        n_layers=4,
+        n_heads=2,
+        hidden_dim=64,
+        max_position_embeddings=32,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={x: i for i, x in enumerate(labels)},
+    )
+    DistilBertForTokenClassification(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    teacher = ready_teacher(tmp_path, DATA, LABEL_MAP["bert"], {})
+    assert teacher.num_layers == 4 and teacher.model.config.hidden_size == 32
+    task = NerTask.from_labels(DATA, reading="words")
+    encoded, _ = task.encode(toy_corpus.split("dev"), teacher.tokenizer, 32)
+    (batch,) = iterate_batches(encoded, 64, SpecialIds.from_tokenizer(teacher.tokenizer), shuffle=False)
+    out = teacher(batch, layer=2)
+    assert out.logits.shape[-1] == len(DATA) and out.hidden.shape[-1] == 32
+
+
+def test_a_tokenizer_without_offsets_is_refused(monkeypatch, tmp_path):
+    from xtremedistil.teacher import model as teacher_model
+
+    class Slow:
+        is_fast = False
+
+    monkeypatch.setattr(teacher_model.AutoTokenizer, "from_pretrained", lambda *a, **k: Slow())
+    with pytest.raises(XtremeDistilError, match="not a fast"):
+        teacher_model.load_tokenizer(tmp_path)
