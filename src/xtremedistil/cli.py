@@ -77,6 +77,7 @@ def _reporter():
 def teacher_train(config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None) -> None:
     """Fine-tune the teacher on the labeled data (joint over languages), select on dev F1, evaluate per
     language on dev and test, and write the run folder (config, teacher, metrics.json, teacher.md).
+    With teacher.fine_tune = false, only score the ready model named in teacher.name.
 
     Rerunning the same command on the same folder reuses a finished teacher."""
     from xtremedistil.pipeline import model_report, run_teacher
@@ -89,7 +90,8 @@ def teacher_train(config: ConfigArg = None, set_: SetOpt = None, output: OutputO
 
 @app.command("distil")
 def distil(config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None) -> None:
-    """The whole method: fine-tune the teacher (or reuse teacher.run), cache its layer states and logits over
+    """The whole method: fine-tune the teacher (or reuse teacher.run, or take a model you fine-tuned as it
+    is: teacher.fine_tune = false), cache its layer states and logits over
     the transfer set once, train the student stage by stage with gradual unfreezing, evaluate both per
     language, measure size and speed, save the student and write report.md/.json/.png.
 
@@ -215,6 +217,12 @@ def teacher_list() -> None:
     for name, spec in TEACHERS.items():
         mark = " (default)" if name == DEFAULT_TEACHER else ""
         console.print(f"{name}{mark}: {spec.description}", highlight=False)
+    console.print(
+        "\nAny local HF folder (or hub name, online) is a base to fine-tune; a token-classification model you "
+        "already fine-tuned is distilled as it is with teacher.name = FOLDER and teacher.fine_tune = false "
+        '(README, "Distil your own model").',
+        highlight=False,
+    )
 
 
 @teacher_app.command("convert")

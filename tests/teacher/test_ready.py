@@ -87,6 +87,11 @@ def test_a_whole_label_can_be_named():
         ),
         (DATA, {"PERSON": "PER"}, "keys ['PERSON'] match none"),
         (
+            ["O", "B-PERSON", "I-PERSON", "B-GPE", "I-GPE", "B-ORG", "I-ORG"],
+            {},
+            '{ GPE = "LOC", PERSON = "PER" }',
+        ),
+        (
             ["O", "B-PERSON", "I-PERSON", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],
             {"PERSON": "HUMAN"},
             "name no data label",

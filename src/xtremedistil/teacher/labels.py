@@ -94,10 +94,11 @@ def align_labels(
         )
     if unknown:
         names = ", ".join(sorted(unknown))
+        guess = ", ".join(f'{t} = "{_likely_type(t, data_types)}"' for t in sorted(unknown))
         problems.append(
             f"the model's types {names} are not among the data's ({', '.join(sorted(data_types.values()))}): "
-            f'map each in teacher.label_map to a data type, or to "O" to count it as outside '
-            f'(e.g. {sorted(unknown)[0]} = "O")'
+            f'map each in teacher.label_map to a data type, or to "O" to count it as outside; perhaps '
+            f"label_map = {{ {guess} }}"
         )
     if bad_targets:
         problems.append(
@@ -119,6 +120,21 @@ def align_labels(
             f"the teacher's labels {list(model_labels)} do not match the data's: " + "; ".join(problems)
         )
     return [groups[label] for label in data_labels]
+
+
+# common spellings of the usual types in other corpora (OntoNotes, CoNLL, BIOES-tagged models)
+_ALIASES = {"PERSON": "PER", "GPE": "LOC", "LOCATION": "LOC", "ORGANIZATION": "ORG", "ORGANISATION": "ORG"}
+
+
+def _likely_type(model_type: str, data_types: Mapping[str, str]) -> str:
+    """A data type the model's type probably means (for the error's suggestion only), else "O"."""
+    key = model_type.upper()
+    if _ALIASES.get(key) in data_types:
+        return data_types[_ALIASES[key]]
+    for upper, spelling in data_types.items():
+        if key.startswith(upper) or upper.startswith(key):
+            return spelling
+    return OUTSIDE
 
 
 def is_permutation(groups: Sequence[Sequence[int]]) -> bool:
