@@ -172,11 +172,18 @@ def predict(
     file: Annotated[Path | None, typer.Option("--file", "-f", help="One text per line.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="jsonl (entities with offsets) or conll.")] = "jsonl",
     batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 64,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="torch, or the student's ONNX export on onnxruntime: onnx (fp32) or onnx-int8 "
+            "(`xtremedistil export` writes them)."
+        ),
+    ] = "torch",
 ) -> None:
     """Tag entities with a saved student. Long inputs are split into windows, so nothing is dropped."""
     from xtremedistil.student.saved import format_predictions, open_predictor
 
-    predictor = open_predictor(model_dir)
+    predictor = open_predictor(model_dir, backend)
     if text is not None:
         texts = [text]
     elif file is not None:
@@ -185,6 +192,34 @@ def predict(
         texts = [line.rstrip("\n") for line in sys.stdin]
     for line in format_predictions(predictor, texts, fmt, batch_size):
         sys.stdout.write(line + "\n")
+
+
+@app.command("export")
+def export_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="A saved student folder (or a run folder holding one).")],
+    quantize: Annotated[
+        str | None, typer.Option(help="int8: also write a dynamically quantised copy (onnxruntime).")
+    ] = None,
+) -> None:
+    """Export a saved student to ONNX (model.onnx, dynamic batch and length; with --quantize int8 also
+    model.int8.onnx) and check it against PyTorch; `predict --backend onnx` and `load_student(path,
+    backend="onnx")` then run it on onnxruntime."""
+    from xtremedistil.student.export import export_student
+    from xtremedistil.student.saved import student_folder
+
+    if quantize not in (None, "int8"):
+        raise typer.BadParameter("only int8 is supported", param_hint="--quantize")
+    folder = student_folder(model_dir)
+    if folder is None:
+        raise XtremeDistilError("not a saved student folder, nor a run folder holding one", path=model_dir)
+    manifest = export_student(folder, quantize=quantize == "int8")
+    for precision, entry in manifest["files"].items():
+        size = (folder / entry["file"]).stat().st_size / 1e6
+        console.print(
+            f"{precision}: {folder / entry['file']} ({size:.1f} MB; max |ONNX - PyTorch| logit difference "
+            f"{entry['max_abs_difference_to_torch']:.1e} on random padded batches)",
+            highlight=False,
+        )
 
 
 def read_lines(path: Path) -> list[str]:

@@ -174,7 +174,7 @@ def evaluate_model(
         max_length = int(model.meta.get("max_length", 128))
         task = NerTask.from_labels(list(model.meta["labels"]), reading=model.reading)
     else:  # a student decodes the way it was saved to
-        name, forward, max_length = "student", (lambda b: model.student(b).logits), model.max_length
+        name, forward, max_length = "student", model.forward, model.max_length
         task = model.task
     special = SpecialIds.from_tokenizer(model.tokenizer)
     segment = model_segmenter(model.tokenizer, model.meta)

@@ -53,9 +53,10 @@ def build_vocabulary(teacher_ids: Iterable[np.ndarray], always: Sequence[int]) -
     return np.unique(np.concatenate(ids))
 
 
-def reverse_within_lengths(lengths: torch.Tensor, width: int) -> torch.Tensor:
-    """(B, T) positions that reverse each row's first ``length`` entries and keep the padding in place."""
-    positions = torch.arange(width, device=lengths.device).unsqueeze(0)
+def reverse_within_lengths(lengths: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B, T) positions that reverse each row's first ``length`` entries and keep the padding in place;
+    ``like``: any (B, T, ...) tensor (its shape is read in the graph, so an ONNX export keeps it dynamic)."""
+    positions = torch.ones_like(like[..., 0], dtype=torch.long).cumsum(1) - 1
     last = lengths.unsqueeze(1) - 1
     return torch.where(positions <= last, last - positions, positions)
 
@@ -74,9 +75,13 @@ class BiLSTM(nn.Module):
         self.backward_lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T, E) -> (B, T, 2H)
-        order = reverse_within_lengths(lengths, x.shape[1]).unsqueeze(-1)
-        forward_states, _ = self.forward_lstm(x)
-        backward_states, _ = self.backward_lstm(x.gather(1, order.expand(-1, -1, x.shape[-1])))
+        order = reverse_within_lengths(lengths, x).unsqueeze(-1)
+        # explicit zero states shaped from x: an ONNX export would otherwise fix the batch size it saw
+        zeros = x.new_zeros(1, x.shape[0], self.forward_lstm.hidden_size)
+        forward_states, _ = self.forward_lstm(x, (zeros, zeros))
+        backward_states, _ = self.backward_lstm(
+            x.gather(1, order.expand(-1, -1, x.shape[-1])), (zeros, zeros)
+        )
         backward_states = backward_states.gather(1, order.expand(-1, -1, backward_states.shape[-1]))
         return torch.cat([forward_states, backward_states], dim=-1)
 
@@ -161,13 +166,24 @@ class BiLSTMStudent(nn.Module):
         if self.training and self.config.word_dropout > 0:
             dropped = (torch.rand(ids.shape) < self.config.word_dropout) & (ids != PAD)
             ids = ids.masked_fill(dropped, UNK)
-        lengths = batch.attention_mask.sum(1)
+        projected, activated, logits = self._layers(ids, batch.attention_mask.sum(1))
+        hidden = projected if self.config.representation == "pre-activation" else activated
+        return TokenOutput(logits=logits, hidden=hidden, mask=batch.token_mask)
+
+    def logits(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Inference only, from tensors: (B, T) teacher ids (with specials, right-padded) and (B,) lengths
+        (with specials) -> (B, T, C) logits. The graph ``student.export`` writes to ONNX."""
+        positions = torch.ones_like(input_ids).cumsum(1) - 1
+        ids = self.student_ids(input_ids).masked_fill(positions >= lengths.unsqueeze(1), PAD)
+        return self._layers(ids, lengths)[2]
+
+    def _layers(
+        self, ids: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         states = self.bilstm(self.embedding(ids), lengths)  # (B, T, 2H)
         projected = self.projection(states)  # (B, T, D) before the activation
         activated = F.gelu(projected)
-        logits = self.head(self.dropout(activated))  # (B, T, C)
-        hidden = projected if self.config.representation == "pre-activation" else activated
-        return TokenOutput(logits=logits, hidden=hidden, mask=batch.token_mask)
+        return projected, activated, self.head(self.dropout(activated))  # logits (B, T, C)
 
     def parameter_counts(self) -> dict[str, int]:
         counts = {name: sum(p.numel() for p in m.parameters()) for name, m in self.layer_groups().items()}

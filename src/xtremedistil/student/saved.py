@@ -95,11 +95,18 @@ def entities_from_tags(text: str, spans: Sequence[tuple[int, int]], tags: Sequen
     return [Entity(etype, text[a:b], a, b) for etype, a, b in char_entities(spans, tags)]
 
 
-class StudentPredictor:
-    """A loaded student with its tokenizer: raw text in, entities with character offsets out."""
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
-    def __init__(self, student: BiLSTMStudent, tokenizer: Any, meta: dict[str, Any]) -> None:
+
+class StudentPredictor:
+    """A loaded student with its tokenizer: raw text in, entities with character offsets out. ``forward``
+    (a ``Batch`` -> logits) runs the PyTorch model or its ONNX export (``backend``)."""
+
+    def __init__(
+        self, student: BiLSTMStudent, tokenizer: Any, meta: dict[str, Any], forward: Any = None
+    ) -> None:
         self.student, self.tokenizer, self.meta = student, tokenizer, meta
+        self.forward = forward or (lambda b: self.student(b).logits)
         # students saved before constrained decoding existed were scored with argmax: keep it for them
         self.task = NerTask.from_labels(
             meta["labels"], meta.get("decoding", "argmax"), meta.get("reading", "text")
@@ -135,15 +142,24 @@ class StudentPredictor:
 
     def _tag(self, records: list[Sentence], batch_size: int) -> list[list[str]]:
         encoded, _ = self.task.encode(records, self.tokenizer, self.max_length)
-        logits = predict_logits(lambda b: self.student(b).logits, encoded, self.special, batch_size)
+        logits = predict_logits(self.forward, encoded, self.special, batch_size)
         return self.task.decode(records, encoded, logits)
 
 
-def load_student(path: str | Path) -> StudentPredictor:
-    """Load a saved student folder; ``.predict(texts)`` returns entities with character offsets."""
+def load_student(path: str | Path, backend: str = "torch") -> StudentPredictor:
+    """Load a saved student folder; ``.predict(texts)`` returns entities with character offsets.
+    ``backend``: ``torch``, or the folder's ONNX export on onnxruntime (``onnx``, ``onnx-int8``; made by
+    ``xtremedistil export``)."""
+    if backend not in BACKENDS:
+        raise XtremeDistilError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     student, meta = load_student_model(path)
     tokenizer = load_tokenizer(path)
-    return StudentPredictor(student, tokenizer, meta)
+    forward = None
+    if backend != "torch":
+        from xtremedistil.student.export import OnnxForward
+
+        forward = OnnxForward(path, "int8" if backend == "onnx-int8" else "fp32")
+    return StudentPredictor(student, tokenizer, meta, forward)
 
 
 def student_folder(path: str | Path) -> Path | None:
@@ -155,9 +171,9 @@ def student_folder(path: str | Path) -> Path | None:
     return None
 
 
-def open_predictor(path: str | Path) -> StudentPredictor:
+def open_predictor(path: str | Path, backend: str = "torch") -> StudentPredictor:
     """A student folder, or a run folder that holds one in ``student/``."""
-    return load_student(student_folder(path) or path)
+    return load_student(student_folder(path) or path, backend)
 
 
 def format_predictions(
