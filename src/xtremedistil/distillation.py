@@ -270,13 +270,14 @@ def student_meta(prepared: Prepared, config: RunConfig, **extra: Any) -> dict[st
     }
 
 
-def student_fingerprint(config: RunConfig, transfer_windows: int) -> str:
+def student_fingerprint(config: RunConfig, transfer_windows: int, layer: int) -> str:
     """What the finished stages depend on besides the teacher: resume only when it is unchanged (the scoring
     scheme too: the stages' dev F1, and with ``select_on = "f1"`` their model selection, read it)."""
     import hashlib
     import json
 
     tree = config.model_dump(include={"seed", "student", "distil", "data"})
+    tree["distil"]["layer"] = layer  # resolved: the middle-layer default and an explicit 6 are one run
     tree["scheme"] = config.evaluation.scheme
     tree["decoding"] = DEFAULT_DECODING  # the stages' dev F1 reads its tags through it
     return hashlib.sha256(json.dumps([tree, transfer_windows], sort_keys=True).encode()).hexdigest()[:16]
@@ -295,7 +296,8 @@ def run_schedule(
     resumes after the last finished stage."""
     summaries_path, weights_path = state_dir / "stages.json", state_dir / "student.safetensors"
     names = [s.name for s in stages]
-    fingerprint = student_fingerprint(config, len(stage_pools["transfer"]))
+    transfer = stage_pools["transfer"]
+    fingerprint = student_fingerprint(config, len(transfer), int(transfer.cache.manifest["layer"]))
     summaries: list[dict[str, Any]] = []
     start_f1 = None
     if summaries_path.is_file() and weights_path.is_file():

@@ -87,6 +87,7 @@ def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: R
     elif (teacher_dir(run_dir) / META_FILE).is_file():
         teacher = load_teacher(teacher_dir(run_dir))
         how = "the ready model" if teacher.is_ready else "the finished fine-tuning"
+        _check_same_teacher(config, teacher, teacher_dir(run_dir))
         reporter.info(f"teacher: reusing {how} in {teacher_dir(run_dir)}")
     elif not config.teacher.fine_tune:
         teacher = ready_from_config(config, corpus, reporter)
@@ -123,6 +124,27 @@ def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: R
             "data.cjk to match"
         )
     return teacher
+
+
+def _check_same_teacher(config: RunConfig, teacher: Teacher, folder: Path) -> None:
+    """A teacher folder reused without ``prepare_run_dir``'s check (an experiment's) must be the one the
+    config asks for: ready or not, and a ready one with the same model, label map and reading."""
+    wanted_ready = not config.teacher.fine_tune
+    ready = teacher.meta.get("ready") or {}
+    same = teacher.is_ready == wanted_ready and (
+        not wanted_ready
+        or (
+            teacher.meta.get("base") == config.teacher.name
+            and ready.get("label_map") == dict(config.teacher.label_map)
+            and config.teacher.reading in ("auto", teacher.reading)
+        )
+    )
+    if not same:
+        raise ConfigError(
+            "this folder holds another teacher than the config asks for (teacher.name, fine_tune, label_map "
+            "or reading differ): use another output folder, or delete it to start again",
+            path=folder,
+        )
 
 
 def ready_from_config(config: RunConfig, corpus: Corpus, reporter: Reporter) -> Teacher:

@@ -178,6 +178,11 @@ _OPENING = frozenset("([{«“‘¿¡（「『【〈《")
 _CLITICS = ("'s", "'re", "'ve", "'ll", "'d", "'m", "n't", "’s", "’re", "’ve", "’ll", "’d", "’m", "n’t")
 
 
+def written_without_spaces(char: str) -> bool:
+    """True for Chinese/Japanese and other scripts written without spaces (Thai, Lao, Khmer, Myanmar)."""
+    return _kind(char) in (CJK, NO_SPACE)
+
+
 def _tight(char: str) -> bool:
     """Characters of text written without spaces: no space is put next to them."""
     return _kind(char) in (CJK, NO_SPACE) or unicodedata.east_asian_width(char) == "F"

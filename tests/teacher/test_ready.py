@@ -292,3 +292,81 @@ def test_a_tokenizer_without_offsets_is_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(teacher_model.AutoTokenizer, "from_pretrained", lambda *a, **k: Slow())
     with pytest.raises(XtremeDistilError, match="not a fast"):
         teacher_model.load_tokenizer(tmp_path)
+
+
+@pytest.mark.parametrize("family", ["xlmr-real", "roberta"])
+def test_reading_by_words_tokenizes_each_corpus_word_whole(family, xlmr_tokenizer, tmp_path):
+    """Units that touch (O'Neil = O ' Neil) are one word to the recipe: read by words, the pieces are those
+    of the whole word (▁O ' Ne il), not of each unit on its own (▁O ▁' ▁Neil); CJK units stay words."""
+    from transformers import AutoTokenizer
+
+    from tests.teacher.families import build_tokenizer
+    from xtremedistil.data.records import Sentence
+    from xtremedistil.segment import segmenter, to_units
+    from xtremedistil.tasks.ner import word_pieces
+
+    if family == "roberta":
+        build_tokenizer("roberta").save_pretrained(tmp_path)
+        tokenizer = AutoTokenizer.from_pretrained(tmp_path, add_prefix_space=True)
+    else:
+        tokenizer = xlmr_tokenizer
+    words = ["O'Neil", "visited", "the", "U.S.", "and", "北", "京", "(", "2020", ")"]
+    units, _ = to_units(Sentence(tuple(words), ("O",) * len(words), "en"), segmenter(tokenizer, "char"))
+    assert len(units.words) > len(words)  # O ' Neil, U . S . are units of their own
+    pieces = word_pieces([units], tokenizer, "words")[0]
+    got = [piece for unit in pieces for piece in unit]
+    # the text is "O'Neil visited the U.S. and北京(2020)": its words are what spaces and CJK separate
+    text_words = ["O'Neil", "visited", "the", "U.S.", "and", "北", "京", "(2020)"]
+    expected = tokenizer([text_words], is_split_into_words=True, add_special_tokens=False)["input_ids"][0]
+    assert got == expected
+    assert all(pieces)  # every unit has a first piece to carry its label
+
+
+def test_a_bf16_model_is_read_in_fp32(tmp_path, toy_corpus):
+    from transformers import AutoModelForTokenClassification
+
+    folder = fine_tune_ready_model("roberta", tmp_path / "model", steps=1)
+    AutoModelForTokenClassification.from_pretrained(folder).to(torch.bfloat16).save_pretrained(folder)
+    teacher = ready_teacher(folder, DATA, LABEL_MAP["roberta"], {})
+    assert next(teacher.model.parameters()).dtype == torch.float32
+
+
+def test_a_key_that_is_a_model_label_renames_that_label_only():
+    model = ["O", "B-PER", "I-PER", "PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+    groups = align_labels(model, DATA, {"per": "O"})  # the bare PER label, not the PER type
+    assert groups[DATA.index("O")] == [0, 3] and groups[DATA.index("B-PER")] == [1]
+    with pytest.raises(XtremeDistilError, match="twice"):
+        align_labels(model, DATA, {"Person": "PER", "PERSON": "PER"})
+
+
+def test_io_tagging_is_refused_and_suggestions_never_guess_by_prefix():
+    with pytest.raises(XtremeDistilError, match="IO or IOB1"):
+        align_labels(["O", "I-PER", "I-LOC", "I-ORG"], DATA)
+    with pytest.raises(XtremeDistilError) as caught:
+        align_labels(["O", "B-PERCENT", "I-PERCENT", *DATA[1:]], DATA)
+    assert 'PERCENT = "O"' in str(caught.value)
+
+
+def test_a_folder_holding_another_ready_teacher_is_refused(ready_model, tmp_path, toy_corpus):
+    from xtremedistil.config import load_config
+    from xtremedistil.pipeline import obtain_teacher
+    from xtremedistil.progress import SilentReporter
+
+    family, folder = ready_model
+    if family != "bert":
+        pytest.skip("one family is enough")
+    base = [
+        "teacher.fine_tune=false",
+        f"teacher.name={folder}",
+        f"output_dir={tmp_path}",
+        "teacher.max_length=32",
+    ]
+    maps = [f"teacher.label_map.{k}={v}" for k, v in LABEL_MAP["bert"].items()]
+    obtain_teacher(load_config(None, base + maps), toy_corpus, tmp_path, SilentReporter())
+    again = obtain_teacher(load_config(None, base + maps), toy_corpus, tmp_path, SilentReporter())
+    assert again.is_ready
+    other = maps[:-1] + ["teacher.label_map.ORGANIZATION=O", "teacher.label_map.MISC=O"]
+    with pytest.raises(XtremeDistilError, match="another teacher"):
+        obtain_teacher(load_config(None, base + other), toy_corpus, tmp_path, SilentReporter())
+    with pytest.raises(XtremeDistilError, match="another teacher"):
+        obtain_teacher(load_config(None, [f"output_dir={tmp_path}"]), toy_corpus, tmp_path, SilentReporter())

@@ -124,16 +124,19 @@ def word_pieces(
     when the word has other pieces.
 
     ``reading = "words"`` (Hugging Face's token-classification recipe, how most ready models were
-    fine-tuned): every sentence word by word, bare boundary pieces kept, a word's label on its first piece
-    whatever it is."""
+    fine-tuned on gold words): each space-separated word of the text is tokenized on its own, units that
+    touch (``O'Neil`` is ``O``, ``'``, ``Neil``) as one word, as the recipe saw the corpus word, and its
+    pieces go to the units by character offset; bare boundary pieces are kept, on the unit they precede, so
+    a word's label sits on its first piece whatever it is. Chinese/Japanese units stay words of their own
+    (corpora of those scripts tag one character or one word per token)."""
     if reading not in READINGS:
         raise ValueError(f"unknown reading {reading!r}; expected one of {', '.join(READINGS)}")
     boundary = BlankPieces(tokenizer)
     out: list[list[list[int]] | None] = [None] * len(sentences)
     by_text = reading == "text"
-    raw = [i for i, s in enumerate(sentences) if by_text and s.text is not None and s.spans is not None]
+    raw = [i for i, s in enumerate(sentences) if s.text is not None and s.spans is not None]
     alone: list[tuple[int, int]] = []  # (sentence, word) to tokenize on their own
-    if raw:
+    if raw and by_text:
         tokens = tokenizer(
             [sentences[i].text for i in raw], add_special_tokens=False, return_offsets_mapping=True
         )
@@ -143,6 +146,18 @@ def word_pieces(
             )
             out[i] = pieces
             alone += [(i, k) for k in redo]
+    elif raw:
+        chunked = [_touching_units(sentences[i]) for i in raw]
+        tokens = tokenizer(
+            [[sentences[i].text[a:b] for a, b, _ in chunks] for i, chunks in zip(raw, chunked, strict=True)],  # type: ignore[index]
+            is_split_into_words=True,
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+        )
+        for row, (i, chunks) in enumerate(zip(raw, chunked, strict=True)):
+            pieces = _chunk_pieces(sentences[i], chunks, tokens, row, boundary)
+            out[i] = pieces
+            alone += [(i, k) for k, p in enumerate(pieces) if not p]
     rest = [i for i, pieces in enumerate(out) if pieces is None]
     words = [list(sentences[i].words) for i in rest] + [[sentences[i].words[k]] for i, k in alone]
     if words:
@@ -161,6 +176,55 @@ def word_pieces(
                 i, k = alone[row - len(rest)]
                 out[i][k] = per_word[0]  # type: ignore[index]
     return out  # type: ignore[return-value]
+
+
+def _touching_units(sentence: Sentence) -> list[tuple[int, int, list[int]]]:
+    """(start, end, unit indices) of the runs of units with nothing between them; a Chinese/Japanese unit
+    is a run of its own."""
+    from xtremedistil.segment import written_without_spaces
+
+    text, spans = sentence.text or "", sentence.spans or ()
+    chunks: list[tuple[int, int, list[int]]] = []
+    for k, (a, b) in enumerate(spans):
+        alone = written_without_spaces(text[a])
+        if (
+            chunks
+            and chunks[-1][1] == a
+            and not alone
+            and not written_without_spaces(text[chunks[-1][1] - 1])
+        ):
+            chunks[-1] = (chunks[-1][0], b, [*chunks[-1][2], k])
+        else:
+            chunks.append((a, b, [k]))
+    return chunks
+
+
+def _chunk_pieces(
+    sentence: Sentence,
+    chunks: list[tuple[int, int, list[int]]],
+    tokens: Any,
+    row: int,
+    boundary: BlankPieces,
+) -> list[list[int]]:
+    """The pieces of word-by-word tokenized ``chunks`` handed to their units by character offset (offsets
+    are relative to each chunk); a blank piece goes to the unit of the piece after it."""
+    spans = sentence.spans or ()
+    pieces: list[list[int]] = [[] for _ in spans]
+    pending: list[int] = []
+    ids, offsets = tokens["input_ids"][row], tokens["offset_mapping"][row]
+    for token_id, word, (s, e) in zip(ids, tokens.word_ids(row), offsets, strict=True):
+        if word is None:
+            continue
+        start, _, units = chunks[word]
+        if boundary(token_id) or s >= e:
+            pending.append(token_id)
+            continue
+        k = next((k for k in units if spans[k][0] <= start + s < spans[k][1]), units[0])
+        if pending and not pieces[k]:
+            pieces[k] += pending
+        pending = []
+        pieces[k].append(token_id)
+    return pieces
 
 
 def _assign_pieces(

@@ -42,23 +42,31 @@ def align_labels(
     """``groups[j]``: the indices of the model labels whose probabilities make data label ``j`` (see the
     module docstring). Raises ``XtremeDistilError`` naming every label that cannot be matched."""
     data_types = _types(data_labels)
-    rename = {key.strip().upper(): value.strip() for key, value in (label_map or {}).items()}
+    rename: dict[str, str] = {}
+    for key, value in (label_map or {}).items():
+        upper = key.strip().upper()
+        if upper in rename:
+            raise XtremeDistilError(f"teacher.label_map names {upper!r} twice (keys are case-insensitive)")
+        rename[upper] = value.strip()
+    # a key that is one of the model's labels renames that label only; any other key renames a type
+    whole = {key: value for key, value in rename.items() if key in {m.strip().upper() for m in model_labels}}
+    types = {key: value for key, value in rename.items() if key not in whole}
     groups: dict[str, list[int]] = {label: [] for label in data_labels}
     used: set[str] = set()
     unparsed: list[str] = []
     unknown: dict[str, list[str]] = {}
-    bad_targets: list[str] = []
+    bad_targets: set[str] = set()
 
     def target_of(name: str) -> str | None:
         key = name.strip().upper()
-        if key in rename:  # a whole label renamed: "LABEL_1" = "B-PER", or = "O"
+        if key in whole:  # a whole label renamed: "LABEL_1" = "B-PER", or = "O"
             used.add(key)
-            value = rename[key].upper()
+            value = whole[key].upper()
             if value == OUTSIDE:
                 return OUTSIDE
             match = _PREFIXED.match(value)
             if match is None or match.group(2) not in data_types:
-                bad_targets.append(f"{name} = {rename[key]!r}")
+                bad_targets.add(f"{name} = {whole[key]!r}")
                 return None
             return f"{_AS_IOB2[match.group(1)]}-{data_types[match.group(2)]}"
         if key == OUTSIDE:
@@ -68,13 +76,13 @@ def align_labels(
             unparsed.append(name)
             return None
         prefix, etype = _AS_IOB2[match.group(1)], match.group(2)
-        if etype in rename:  # a type renamed: "PERSON" = "PER", or = "O"
+        if etype in types:  # a type renamed: "PERSON" = "PER", or = "O"
             used.add(etype)
-            etype = rename[etype].upper()
+            etype = types[etype].upper()
             if etype == OUTSIDE:
                 return OUTSIDE
             if etype not in data_types:
-                bad_targets.append(f"{match.group(2)} = {rename[match.group(2)]!r}")
+                bad_targets.add(f"{match.group(2)} = {types[match.group(2)]!r}")
                 return None
         if etype not in data_types:
             unknown.setdefault(match.group(2), []).append(name)
@@ -88,9 +96,11 @@ def align_labels(
 
     problems = []
     if unparsed:
+        example = next((label for label in data_labels if label != OUTSIDE), OUTSIDE)
         problems.append(
             f"labels {unparsed} are neither O nor a prefixed type (B-X, I-X; S-/E-/U-/L- are read too): "
-            'name them in teacher.label_map, e.g. {"' + unparsed[0] + '" = "B-PER"} or = "O"'
+            f'name them in teacher.label_map, e.g. {{ "{unparsed[0]}" = "{example}" }} or = "O" (only IOB2 and '
+            "BIOES/BILOU tagging can be read: a model tagging bare types (IO) cannot mark where entities start)"
         )
     if unknown:
         names = ", ".join(sorted(unknown))
@@ -102,8 +112,17 @@ def align_labels(
         )
     if bad_targets:
         problems.append(
-            f"teacher.label_map entries {bad_targets} name no data label (data labels: {list(data_labels)}, or O)"
+            f"teacher.label_map entries {sorted(bad_targets)} name no data label (data labels: "
+            f"{list(data_labels)}, or O)"
         )
+    if not problems:
+        starts = {label[2:] for label, group in groups.items() if label.startswith("B-") and group}
+        insides = {label[2:] for label, group in groups.items() if label.startswith("I-") and group}
+        if insides and not starts:
+            problems.append(
+                "the model has I- labels but no B- (or S-) labels: IO or IOB1 tagging, which cannot be read as "
+                "IOB2 (only IOB2 and BIOES/BILOU are supported)"
+            )
     unused = sorted(set(rename) - used)
     if unused:
         problems.append(f"teacher.label_map keys {unused} match none of the model's labels")
@@ -127,14 +146,9 @@ _ALIASES = {"PERSON": "PER", "GPE": "LOC", "LOCATION": "LOC", "ORGANIZATION": "O
 
 
 def _likely_type(model_type: str, data_types: Mapping[str, str]) -> str:
-    """A data type the model's type probably means (for the error's suggestion only), else "O"."""
-    key = model_type.upper()
-    if _ALIASES.get(key) in data_types:
-        return data_types[_ALIASES[key]]
-    for upper, spelling in data_types.items():
-        if key.startswith(upper) or upper.startswith(key):
-            return spelling
-    return OUTSIDE
+    """The data type a model's type is a common spelling of (for the error's suggestion only), else "O";
+    never a guess by prefix (``PERCENT`` is not ``PER``)."""
+    return data_types.get(_ALIASES.get(model_type.upper(), ""), OUTSIDE)
 
 
 def is_permutation(groups: Sequence[Sequence[int]]) -> bool:

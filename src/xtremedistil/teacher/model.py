@@ -43,13 +43,15 @@ def load_tokenizer(path: str | Path) -> Any:
             "(AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(folder))",
             path=path,
         )
-    if getattr(tokenizer, "add_prefix_space", None) is False:
+    pre_tokenizer = repr(getattr(tokenizer.backend_tokenizer, "pre_tokenizer", None))
+    if "ByteLevel(add_prefix_space=False" in pre_tokenizer:
         tokenizer = AutoTokenizer.from_pretrained(path, add_prefix_space=True)
-    missing = [name for name in ("cls_token", "sep_token", "pad_token") if getattr(tokenizer, name) is None]
+    needed = ("cls_token", "sep_token", "pad_token", "unk_token")
+    missing = [name for name in needed if getattr(tokenizer, name) is None]
     if missing:
         raise XtremeDistilError(
             f"the tokenizer has no {', '.join(missing)}: xtremedistil needs an encoder's [CLS] ... [SEP] "
-            "inputs with padding (BERT, RoBERTa, XLM-R, DistilBERT, ...)",
+            "inputs with padding and an unknown token (BERT, RoBERTa, XLM-R, DistilBERT, ...)",
             path=path,
         )
     return tokenizer
@@ -194,6 +196,7 @@ def new_teacher(base: str | Path, labels: list[str], meta: dict[str, Any]) -> Te
     tokenizer = load_tokenizer(base)
     model = AutoModelForTokenClassification.from_pretrained(
         base,
+        dtype=torch.float32,
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
@@ -219,6 +222,12 @@ def ready_teacher(
     to ``data_labels`` by name (``label_map`` for names that differ). ``weights_sha``, if given, must be the
     hash of the folder's weights (a run checks that its ready teacher did not change)."""
     folder = Path(folder)
+    if weights_sha is not None and not folder.is_dir():
+        raise XtremeDistilError(
+            "the ready teacher this run recorded is no longer there (moved or deleted): restore it, or "
+            "distil into a new run folder",
+            path=folder,
+        )
     sha = weights_sha256(folder)
     if weights_sha is not None and sha != weights_sha:
         raise XtremeDistilError(
@@ -226,7 +235,10 @@ def ready_teacher(
             "new run folder, or restore the model",
             path=folder,
         )
-    model, info = AutoModelForTokenClassification.from_pretrained(folder, output_loading_info=True)
+    # fp32 whatever the model was saved in: bf16/fp16 weights are slow on CPU, and numpy has no bf16
+    model, info = AutoModelForTokenClassification.from_pretrained(
+        folder, output_loading_info=True, dtype=torch.float32
+    )
     fresh = [key for key in info.get("missing_keys", ()) if "classifier" in key or "score" in key]
     if fresh:
         raise XtremeDistilError(
@@ -262,5 +274,5 @@ def load_teacher(path: str | Path) -> Teacher:
         if teacher.label_groups != ready["label_groups"]:
             raise XtremeDistilError("the ready teacher's labels changed since this run used it", path=path)
         return teacher
-    model = AutoModelForTokenClassification.from_pretrained(path)
+    model = AutoModelForTokenClassification.from_pretrained(path, dtype=torch.float32)
     return Teacher(model.eval(), load_tokenizer(path), meta)
