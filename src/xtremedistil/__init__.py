@@ -11,8 +11,9 @@ if TYPE_CHECKING:
     from xtremedistil.student.saved import StudentPredictor
 
 
-def load_student(path: str) -> StudentPredictor:
-    """Load a saved student folder; ``.predict(texts)`` returns entities with character offsets."""
+def load_student(path: str, backend: str = "torch") -> StudentPredictor:
+    """Load a saved student folder; ``.predict(texts)`` returns entities with character offsets.
+    ``backend``: ``torch``, ``onnx`` or ``onnx-int8`` (the folder's export by ``xtremedistil export``)."""
     from xtremedistil.student.saved import load_student as _load
 
-    return _load(path)
+    return _load(path, backend)
