@@ -222,6 +222,20 @@ def export_cmd(
         )
 
 
+@app.command("benchmark")
+def benchmark_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A finished `distil` run folder.")],
+) -> None:
+    """Teacher and student side by side in one process on the dev set's real windows: teacher PyTorch fp32
+    and ONNX Runtime int8, student PyTorch fp32 and ONNX Runtime fp32/int8 (exported first if missing);
+    throughput at the config's speed.batch_size, batch-1 latency (median, p95) and each variant's dev F1.
+    Writes benchmark.json/.md/.png into the run folder."""
+    from xtremedistil.deploy import benchmark_markdown, run_benchmark
+
+    result = run_benchmark(run_dir, _reporter())
+    console.print(benchmark_markdown(result), markup=False, highlight=False)
+
+
 def read_lines(path: Path) -> list[str]:
     from xtremedistil.errors import DataError
 

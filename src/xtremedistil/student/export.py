@@ -64,13 +64,47 @@ def parity(
     return worst
 
 
-def _session(path: Path, threads: int = 0) -> Any:
+def session(path: Path, threads: int = 0) -> Any:
+    """An onnxruntime CPU session (``threads`` intra-op threads; 0 = onnxruntime's choice)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_export(
+    graph: nn.Module, example: tuple[torch.Tensor, ...], path: Path, inputs: dict[str, int]
+) -> Path:
+    """Export ``graph`` (outputs: ``logits`` [batch, length, labels]) to ``path`` atomically; ``inputs``:
+    name -> rank (rank 2: batch and length axes dynamic; rank 1: batch)."""
+    axes: dict[str, dict[int, str]] = {
+        name: ({0: "batch", 1: "length"} if rank == 2 else {0: "batch"}) for name, rank in inputs.items()
+    }
+    axes["logits"] = {0: "batch", 1: "length"}
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
+        torch.onnx.export(
+            graph.eval(),
+            example,
+            str(tmp),
+            dynamo=False,  # the TorchScript exporter: ~1 s here, the dynamo one ~40 s and fixes the batch axis
+            opset_version=OPSET,
+            input_names=list(inputs),
+            output_names=["logits"],
+            dynamic_axes=axes,
+        )
+    return path
+
+
+def quantize_int8(fp32: Path, path: Path) -> Path:
+    """onnxruntime's dynamic int8 quantisation (weights int8, activations quantised on the fly)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with atomic_path(path) as tmp:
+        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+    return path
 
 
 def export_student(folder: str | Path, quantize: bool = False) -> dict[str, Any]:
@@ -83,23 +117,8 @@ def export_student(folder: str | Path, quantize: bool = False) -> dict[str, Any]
     graph = _Graph(student).eval()
     ids, lengths = _example(student, 3, 11, seed=99)
     fp32 = folder / ONNX_FILES["fp32"]
-    with atomic_path(fp32) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
-        torch.onnx.export(
-            graph,
-            (ids, lengths),
-            str(tmp),
-            dynamo=False,  # the TorchScript exporter: ~1 s here, the dynamo one ~40 s and fixes the batch axis
-            opset_version=OPSET,
-            input_names=["input_ids", "lengths"],
-            output_names=["logits"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "length"},
-                "lengths": {0: "batch"},
-                "logits": {0: "batch", 1: "length"},
-            },
-        )
-    difference = parity(student, _session(fp32))
+    onnx_export(graph, (ids, lengths), fp32, {"input_ids": 2, "lengths": 1})
+    difference = parity(student, session(fp32))
     if difference > PARITY_TOLERANCE:
         fp32.unlink()
         raise XtremeDistilError(
@@ -108,12 +127,8 @@ def export_student(folder: str | Path, quantize: bool = False) -> dict[str, Any]
         )
     files = {"fp32": {"file": fp32.name, "max_abs_difference_to_torch": difference}}
     if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        int8 = folder / ONNX_FILES["int8"]
-        with atomic_path(int8) as tmp:
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
-        files["int8"] = {"file": int8.name, "max_abs_difference_to_torch": parity(student, _session(int8))}
+        int8 = quantize_int8(fp32, folder / ONNX_FILES["int8"])
+        files["int8"] = {"file": int8.name, "max_abs_difference_to_torch": parity(student, session(int8))}
     else:
         (folder / ONNX_FILES["int8"]).unlink(missing_ok=True)  # never a stale int8 beside a new fp32
     import onnxruntime
@@ -147,7 +162,7 @@ class OnnxForward:
                 path=folder,
             )
         threads = threads or len(os.sched_getaffinity(0))
-        self.session = _session(folder / manifest["files"][precision]["file"], threads)
+        self.session = session(folder / manifest["files"][precision]["file"], threads)
         self.precision = precision
 
     def __call__(self, batch: Batch) -> torch.Tensor:

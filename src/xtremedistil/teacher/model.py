@@ -155,8 +155,14 @@ class Teacher(nn.Module):
             output_hidden_states=layer is not None,
         )
         hidden = out.hidden_states[layer] if layer is not None else None
-        logits = out.logits if self.label_groups is None else map_logits(out.logits, self.label_groups)
-        return TokenOutput(logits=logits, hidden=hidden, mask=batch.token_mask)
+        return TokenOutput(logits=self._data_logits(out.logits), hidden=hidden, mask=batch.token_mask)
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Inference only, from tensors (the graph an ONNX export takes): logits over ``labels``."""
+        return self._data_logits(self.model(input_ids=input_ids, attention_mask=attention_mask).logits)
+
+    def _data_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits if self.label_groups is None else map_logits(logits, self.label_groups)
 
     def restrict_embedding_rows(self, token_ids: torch.Tensor) -> None:
         """Train only the embedding rows of ``token_ids`` (plus specials); the rest of the table is frozen."""
