@@ -19,6 +19,7 @@ def test_benchmark_exports_and_measures_five_variants(toy_config, tmp_path, caps
     result = json.loads((run / "benchmark.json").read_text())
     rows = result["rows"]
     assert len(rows) == 5 and (run / "benchmark.png").is_file()
+    assert "Deployment benchmark" in (run / "report.md").read_text()
     assert (run / "teacher" / "model.int8.onnx").is_file() and (run / "student" / "model.int8.onnx").is_file()
     metrics = json.loads((run / "metrics.json").read_text())
     # fp32 exports tag as their PyTorch models do: the same dev F1 as the run measured
@@ -26,3 +27,5 @@ def test_benchmark_exports_and_measures_five_variants(toy_config, tmp_path, caps
     assert rows["student ONNX Runtime fp32"]["dev_mean_f1"] == metrics["student"]["dev"]["mean_f1"]
     assert rows["teacher PyTorch fp32"]["dev_mean_f1"] == metrics["teacher"]["dev"]["mean_f1"]
     assert all(r["throughput"] > 0 and r["latency_ms_median"] > 0 for r in rows.values())
+    assert rows["student ONNX Runtime fp32"]["same_tags_as_pytorch"] == 1.0
+    assert 0 <= rows["student ONNX Runtime int8"]["same_tags_as_pytorch"] <= 1

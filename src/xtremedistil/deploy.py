@@ -152,7 +152,8 @@ def run_benchmark(run_dir: Path, reporter: Reporter | None = None) -> dict[str, 
         "student ONNX Runtime int8": OnnxForward(student_dir, "int8", threads),
     }
     s = config.speed
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
+    tags: dict[str, list[list[str]]] = {}
     for name, forward in variants.items():
         reporter.info(f"benchmark: {name}")
         speed = measure_model(
@@ -164,7 +165,7 @@ def run_benchmark(run_dir: Path, reporter: Reporter | None = None) -> dict[str, 
             warmup=s.warmup,
             latency_samples=s.latency_samples,
         )
-        scores, _ = evaluate_set(
+        scores, tags[name] = evaluate_set(
             forward,
             task,
             data,
@@ -177,6 +178,12 @@ def run_benchmark(run_dir: Path, reporter: Reporter | None = None) -> dict[str, 
             "dev_mean_f1": scores["mean_f1"],
             "dev_raw_mean_f1": scores["end_to_end"]["mean_f1"],
         }
+    for name, row in rows.items():  # each export against its own PyTorch model, unit by unit
+        reference = tags[name.split()[0] + " PyTorch fp32"]
+        pairs = [
+            (a, b) for x, y in zip(tags[name], reference, strict=True) for a, b in zip(x, y, strict=True)
+        ]
+        row["same_tags_as_pytorch"] = sum(a == b for a, b in pairs) / max(len(pairs), 1)
     base = rows["teacher PyTorch fp32"]
     for row in rows.values():
         row["throughput_vs_teacher_torch"] = row["throughput"] / base["throughput"]
@@ -194,6 +201,10 @@ def run_benchmark(run_dir: Path, reporter: Reporter | None = None) -> dict[str, 
     write_json(run_dir / BENCHMARK_FILE, result)
     write_text(run_dir / "benchmark.md", benchmark_markdown(result))
     _plot(result, run_dir / "benchmark.png")
+    if (run_dir / "metrics.json").is_file():
+        from xtremedistil.report import write_report
+
+        write_report(run_dir)  # the report gains the benchmark section
     return result
 
 
@@ -203,14 +214,15 @@ def benchmark_markdown(result: dict[str, Any]) -> str:
         f"{result['windows']}; batch {next(iter(result['rows'].values()))['batch_size']} throughput, batch-1 "
         f"latency; {result['threads']} threads; {result['measured']}.\n",
         "| variant | windows/s | × teacher PyTorch | × teacher int8 | latency ms (median / p95) | × teacher | "
-        "dev F1 | dev F1 raw text |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "dev F1 | dev F1 raw text | same tags as its PyTorch model |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in result["rows"].items():
         lines.append(
             f"| {name} | {r['throughput']:.0f} | {r['throughput_vs_teacher_torch']:.1f}× | "
             f"{r['throughput_vs_teacher_int8']:.1f}× | {r['latency_ms_median']:.2f} / {r['latency_ms_p95']:.2f} | "
-            f"{r['latency_vs_teacher_torch']:.1f}× | {r['dev_mean_f1']:.2f} | {r['dev_raw_mean_f1']:.2f} |"
+            f"{r['latency_vs_teacher_torch']:.1f}× | {r['dev_mean_f1']:.2f} | {r['dev_raw_mean_f1']:.2f} | "
+            f"{100 * r['same_tags_as_pytorch']:.2f}% |"
         )
     return "\n".join(lines) + "\n"
 

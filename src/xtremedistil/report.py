@@ -228,6 +228,16 @@ def write_report(run_dir: Path, metrics: dict[str, Any] | None = None) -> str:
     run_dir = Path(run_dir)
     metrics = metrics or read_json(run_dir / "metrics.json")
     text = render_markdown(metrics)
+    benchmark = run_dir / "benchmark.json"
+    if benchmark.is_file():  # `xtremedistil benchmark` ran: its table belongs in the report
+        from xtremedistil.deploy import benchmark_markdown
+
+        text = (
+            text.rstrip()
+            + "\n\n"
+            + benchmark_markdown(read_json(benchmark))
+            + "\n![benchmark](benchmark.png)\n"
+        )
     write_text(run_dir / REPORT_MD, text)
     write_json(run_dir / REPORT_JSON, {"summary": summary(metrics), **metrics})
     plot(metrics, run_dir / REPORT_PNG)
