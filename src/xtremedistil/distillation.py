@@ -397,7 +397,7 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
     run_dir = prepare_run_dir(config)
     prepared = prepare(config, run_dir, reporter, watch)
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
-    if not scored_as(metrics.get("teacher"), config.evaluation.scheme):
+    if not scored_as(metrics.get("teacher"), config.evaluation.scheme, reading=prepared.task.reading):
         with watch("teacher evaluation"):
             teacher_results = evaluate_model(
                 prepared.teacher,

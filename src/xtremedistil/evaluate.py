@@ -83,6 +83,7 @@ def score_eval_set(
     result = score_by_language(task, data.gold, predictions, scheme=scheme, pieces=pieces)
     result["end_to_end"] = char_span_scores(data, unit_tags)
     result["decoding"] = task.decoding
+    result["reading"] = task.reading
     return result, unit_tags
 
 

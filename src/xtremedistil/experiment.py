@@ -191,7 +191,7 @@ class Experiment:
     def teacher_scores(self, cell: Cell, config: RunConfig, prepared: Prepared) -> dict[str, Any]:
         path = Path(config.output_dir) / "teacher_scores.json"
         scheme = config.evaluation.scheme
-        if not path.is_file() or not scored_as(read_json(path), scheme):
+        if not path.is_file() or not scored_as(read_json(path), scheme, reading=prepared.task.reading):
             write_json(path, evaluate_model(prepared.teacher, prepared.corpus, self.reporter, scheme=scheme))
         return read_json(path)
 

@@ -220,11 +220,16 @@ def evaluate_model(
     return results
 
 
-def scored_as(results: dict[str, Any] | None, scheme: str, decoding: str = DEFAULT_DECODING) -> bool:
+def scored_as(
+    results: dict[str, Any] | None, scheme: str, decoding: str = DEFAULT_DECODING, reading: str = "text"
+) -> bool:
     """True if stored per-split scores exist, were computed with ``scheme`` and ``decoding`` and include the
     raw-text F1 (teacher and student must be compared like with like)."""
     return bool(results) and all(
-        r.get("scheme") == scheme and r.get("decoding") == decoding and "end_to_end" in r
+        r.get("scheme") == scheme
+        and r.get("decoding") == decoding
+        and r.get("reading", "text") == reading
+        and "end_to_end" in r
         for r in (results or {}).values()
     )
 
@@ -239,7 +244,7 @@ def run_teacher(config: RunConfig, reporter: Reporter | None = None) -> dict[str
     reporter.info(f"data: {describe_corpus(corpus)}")
     teacher = obtain_teacher(config, corpus, run_dir, reporter)
     scored = read_json(run_dir / METRICS_FILE).get("teacher") if (run_dir / METRICS_FILE).is_file() else None
-    if teacher.is_ready and scored_as(scored, config.evaluation.scheme):
+    if teacher.is_ready and scored_as(scored, config.evaluation.scheme, reading=teacher.reading):
         results = scored  # a ready teacher is scored as soon as it is loaded
     else:
         results = evaluate_model(

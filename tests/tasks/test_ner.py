@@ -212,3 +212,43 @@ def test_constrained_decoding_runs_across_windows(tiny_tokenizer):
         if _valid_iob2(argmax_tags):  # the per-word best is already valid: it is the answer
             assert tags == argmax_tags
     assert outcomes == {True, False}  # both cases were exercised
+
+
+def test_read_by_words_a_unit_inside_a_word_continues_its_first_unit():
+    """The HF recipe trained only a word's first piece: `#Obama` is tagged by `#`; trailing punctuation
+    (`Paris,`) and a split-off clitic (`Obama's` = `Obama` `'s`) keep their own tags."""
+    import numpy as np
+
+    from xtremedistil.data.records import Sentence
+    from xtremedistil.segment import split_words
+    from xtremedistil.tasks.ner import _word_heads
+
+    text = "#Obama met o.d.b. in Paris, at Obama's"
+    spans = split_words(text)
+    words = tuple(text[a:b] for a, b in spans)
+    sentence = Sentence(words, None, "en", text, tuple(spans))
+    heads = _word_heads(sentence)
+    named = {words[k]: words[int(h)] for k, h in enumerate(heads) if h != k}
+    assert named == {"Obama": "#", ".": "o", "d": "o", "b": "o", "s": "'"}  # the clitic 's has its own head
+    assert sum(1 for k, h in enumerate(heads) if h != k) == 6  # Obama, ., d, ., b, s (the final dot trails)
+
+    task = NerTask(["LOC", "PER"], reading="words")
+    logits = np.full((len(words), len(task.labels)), -5.0, dtype=np.float32)
+    for k, word in enumerate(words):  # every unit votes B-LOC, except '#' which says B-PER
+        logits[
+            k, task.label_to_id["B-PER" if word == "#" else "B-LOC" if word in ("Obama", "Paris") else "O"]
+        ] = 5.0
+    from xtremedistil.tasks.base import Encoded
+
+    window = Encoded(
+        np.arange(len(words)),
+        np.zeros(len(words), dtype=np.int64),
+        np.ones(len(words), dtype=bool),
+        0,
+        0,
+        "en",
+    )
+    (tags,) = task.decode([sentence], [window], [logits])
+    assert tags[:2] == ["B-PER", "I-PER"]  # `Obama` inside `#Obama` follows `#`, not its own B-LOC
+    assert tags[words.index("Paris")] == "B-LOC" and tags[words.index(",")] == "O"
+    assert tags[-3:] == ["B-LOC", "O", "O"]  # Obama ' s: the clitic is a word of its own

@@ -178,6 +178,32 @@ def word_pieces(
     return out  # type: ignore[return-value]
 
 
+def _continue(tag: str) -> str:
+    return tag if tag == "O" else f"I-{tag[2:]}"
+
+
+def _word_heads(sentence: Sentence) -> np.ndarray | None:
+    """For each unit, the unit whose tag it takes: itself, or the first unit of its space-separated word
+    when it lies inside that word (after the first unit, up to the word's last letter or digit)."""
+    if sentence.text is None or sentence.spans is None:
+        return None
+    words = sentence.words
+    heads = np.arange(len(sentence.spans))
+    for _, _, units in _touching_units(sentence):
+        inner = [k for k in units if any(c.isalnum() for c in words[k])]
+        last, head = (inner[-1] if inner else units[0]), units[0]
+        for k in units[1:]:
+            if words[k] in _APOSTROPHES and k + 1 in units and words[k + 1].lower() in _CLITICS:
+                head = k  # "Obama's": corpora split the clitic off ("Obama" "'s"), so it is a word of its own
+            elif k <= last:
+                heads[k] = head
+    return heads
+
+
+_APOSTROPHES = frozenset("'’")
+_CLITICS = frozenset({"s", "re", "ve", "ll", "d", "m"})
+
+
 def _touching_units(sentence: Sentence) -> list[tuple[int, int, list[int]]]:
     """(start, end, unit indices) of the runs of units with nothing between them; a Chinese/Japanese unit
     is a run of its own."""
@@ -359,17 +385,32 @@ class NerTask:
         self, sentences: Sequence[Sentence], encoded: Sequence[Encoded], logits: Sequence[np.ndarray]
     ) -> list[list[str]]:
         """Word-level tags per sentence from per-window sub-word logits (without specials): each word's first
-        sub-word, then ``self.decoding`` over the whole sentence (its windows joined)."""
+        sub-word, then ``self.decoding`` over the whole sentence (its windows joined).
+
+        Read by words (``reading = "words"``), a unit inside a space-separated word (``Obama`` in ``#Obama``,
+        ``d`` in ``o.d.b.``) starts no word of the corpus the model was fine-tuned on, so its logits were
+        never trained: it continues the tag of the word's first unit instead (trailing punctuation, as in
+        ``Obama,``, keeps its own). See docs/METHOD.md, "Ready teachers"."""
         scores = [np.zeros((len(s.words), len(self.labels)), dtype=np.float32) for s in sentences]
         for window, window_logits in zip(encoded, logits, strict=True):
             first = np.asarray(window_logits[window.word_start], dtype=np.float32)
             scores[window.sentence][window.first_word : window.first_word + len(first)] = first
-        if self.decoding == "argmax":
-            paths = [row.argmax(-1) for row in scores]
-        else:
-            log_probs = (torch.from_numpy(row).log_softmax(-1).numpy() for row in scores)
-            paths = [viterbi(row, self._start, self._follows) for row in log_probs]
-        return [[self.labels[i] for i in path] for path in paths]
+        out = []
+        for sentence, row in zip(sentences, scores, strict=True):
+            heads = _word_heads(sentence) if self.reading == "words" else None
+            keep = np.flatnonzero(heads == np.arange(len(row))) if heads is not None else slice(None)
+            if self.decoding == "argmax":
+                path = row[keep].argmax(-1)
+            else:
+                path = viterbi(
+                    torch.from_numpy(row[keep]).log_softmax(-1).numpy(), self._start, self._follows
+                )
+            tags = [self.labels[i] for i in path]
+            if heads is not None:
+                own = dict(zip(keep.tolist(), tags, strict=True))
+                tags = [own[k] if k in own else _continue(own[int(heads[k])]) for k in range(len(row))]
+            out.append(tags)
+        return out
 
     def score(
         self, sentences: Sequence[Sentence], predictions: Sequence[Sequence[str]], strict: bool = True
