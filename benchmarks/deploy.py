@@ -18,12 +18,18 @@ from results import provenance, run_cli, targets_table, write_section
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("runs", type=Path, nargs="+", help="finished distil run folders")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="use each run's benchmark.json if it exists (only rewrite the section)",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     body = ["## Deployment: the student out of PyTorch (ONNX Runtime fp32/int8) against the teacher\n"]
     tables = []
     for run in args.runs:
-        run_cli(["benchmark", str(run)], run / "benchmark.log")
+        if not (args.reuse and (run / "benchmark.json").is_file()):
+            run_cli(["benchmark", str(run)], run / "benchmark.log")
         result = json.loads((run / "benchmark.json").read_text(encoding="utf-8"))
         rows = result["rows"]
         int8, fp32 = rows["student ONNX Runtime int8"], rows["student PyTorch fp32"]
@@ -44,16 +50,17 @@ def main() -> None:
             ("dev F1 lost to int8 (points)", fp32["dev_mean_f1"] - int8["dev_mean_f1"], 0.5, False),
             ("units tagged as PyTorch does, int8 (%)", 100 * int8["same_tags_as_pytorch"], 99, True),
         ]
-        markdown = (
-            (run / "benchmark.md").read_text(encoding="utf-8").replace("## Deployment benchmark", "###")
-        )
-        tables += [f"### `{run}`\n", markdown, targets_table(targets), ""]
+        markdown = (run / "benchmark.md").read_text(encoding="utf-8").split("\n", 2)[2]  # without its title
+        config = (run / "config.toml").read_text(encoding="utf-8")
+        output_dir = next((line for line in config.splitlines() if line.startswith("output_dir")), "")
+        tables += [f"### `{run}` ({output_dir})\n", markdown, targets_table(targets), ""]
     body += [
         provenance(time.perf_counter() - start),
         "Each run's dev windows (length-bucketed, the run's `[speed]` batch size, warm-up, medians), all five "
         "variants in one process with the same threads; dev F1 of each variant; ratios against the teacher's "
         "PyTorch fp32 and its own ONNX Runtime int8. Targets are issue 12's, set for the WikiAnn `xs` student "
-        "of `configs/wikiann.toml`.\n",
+        "of `configs/wikiann.toml`; a run's `output_dir` says which config made it (`runs/wikiann-small` is "
+        "`configs/wikiann-small.toml`: 8 languages, not the full run).\n",
         *tables,
     ]
     write_section("deploy", "\n".join(body))
