@@ -11,9 +11,10 @@ if TYPE_CHECKING:
     from xtremedistil.student.saved import StudentPredictor
 
 
-def load_student(path: str, backend: str = "torch") -> StudentPredictor:
+def load_student(path: str, backend: str = "auto") -> StudentPredictor:
     """Load a saved student folder; ``.predict(texts)`` returns entities with character offsets.
-    ``backend``: ``torch``, ``onnx`` or ``onnx-int8`` (the folder's export by ``xtremedistil export``)."""
+    ``backend``: ``torch``, ``onnx`` or ``onnx-int8`` (the folder's export by ``xtremedistil export``);
+    ``auto`` takes the fp32 ONNX export when there is one, else PyTorch."""
     from xtremedistil.student.saved import load_student as _load
 
     return _load(path, backend)

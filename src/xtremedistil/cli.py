@@ -175,10 +175,10 @@ def predict(
     backend: Annotated[
         str,
         typer.Option(
-            help="torch, or the student's ONNX export on onnxruntime: onnx (fp32) or onnx-int8 "
-            "(`xtremedistil export` writes them)."
+            help="auto (the fp32 ONNX export if the folder has one, else torch), torch, onnx (fp32) or "
+            "onnx-int8 (`xtremedistil export` writes the ONNX files)."
         ),
-    ] = "torch",
+    ] = "auto",
 ) -> None:
     """Tag entities with a saved student. Long inputs are split into windows, so nothing is dropped."""
     from xtremedistil.student.saved import format_predictions, open_predictor

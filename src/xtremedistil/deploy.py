@@ -130,7 +130,7 @@ def run_benchmark(run_dir: Path, reporter: Reporter | None = None) -> dict[str, 
         reporter.info("exporting the student to ONNX (fp32, int8) ...")
         export_student(student_dir, quantize=True)
 
-    predictor = load_student(student_dir)
+    predictor = load_student(student_dir, backend="torch")
     corpus = load_labeled_all(config.data.labeled, seed=config.seed)
     dev = corpus.split("dev")
     if not dev:

@@ -56,7 +56,10 @@ def test_int8_is_written_and_runs(exported):
 def test_the_onnx_backend_predicts_what_pytorch_predicts(exported):
     folder, _, _ = exported
     text = ["alice works at acme corp in paris", "bob"]
-    assert load_student(folder, backend="onnx").predict(text) == load_student(folder).predict(text)
+    assert load_student(folder, backend="onnx").predict(text) == load_student(
+        folder, backend="torch"
+    ).predict(text)
+    assert isinstance(load_student(folder).forward, OnnxForward)  # auto: the export, once there is one
 
 
 def test_missing_export_and_unknown_backend_are_clear(tmp_path, tiny_tokenizer):
@@ -69,11 +72,12 @@ def test_missing_export_and_unknown_backend_are_clear(tmp_path, tiny_tokenizer):
 
 def test_export_and_predict_from_the_command_line(tmp_path, tiny_tokenizer, capsys):
     folder = save_student(tiny_student(tiny_tokenizer), tiny_tokenizer, LABELS, tmp_path / "s", {})
+    assert not isinstance(load_student(folder).forward, OnnxForward)  # auto: PyTorch before any export
     assert main(["export", str(folder)]) == 0
     assert "fp32:" in capsys.readouterr().out and not (folder / "model.int8.onnx").exists()
     assert main(["predict", str(folder), "alice lives in paris", "--backend", "onnx"]) == 0
     onnx_line = json.loads(capsys.readouterr().out)
-    assert main(["predict", str(folder), "alice lives in paris"]) == 0
+    assert main(["predict", str(folder), "alice lives in paris", "--backend", "torch"]) == 0
     assert json.loads(capsys.readouterr().out) == onnx_line
     assert main(["export", str(tmp_path)]) != 0  # not a student folder: one line, no traceback
     assert "not a saved student folder" in capsys.readouterr().err

@@ -95,7 +95,7 @@ def entities_from_tags(text: str, spans: Sequence[tuple[int, int]], tags: Sequen
     return [Entity(etype, text[a:b], a, b) for etype, a, b in char_entities(spans, tags)]
 
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 
 
 class StudentPredictor:
@@ -146,12 +146,18 @@ class StudentPredictor:
         return self.task.decode(records, encoded, logits)
 
 
-def load_student(path: str | Path, backend: str = "torch") -> StudentPredictor:
+def load_student(path: str | Path, backend: str = "auto") -> StudentPredictor:
     """Load a saved student folder; ``.predict(texts)`` returns entities with character offsets.
     ``backend``: ``torch``, or the folder's ONNX export on onnxruntime (``onnx``, ``onnx-int8``; made by
-    ``xtremedistil export``)."""
+    ``xtremedistil export``); ``auto`` (the default) takes the fp32 ONNX export when the folder has one
+    (the same tags as PyTorch, 1.5-2x faster here: docs/RESULTS.md, "Deployment"), else PyTorch."""
     if backend not in BACKENDS:
         raise XtremeDistilError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        from xtremedistil.student.export import MANIFEST
+
+        manifest = read_json(Path(path) / MANIFEST) if (Path(path) / MANIFEST).is_file() else {}
+        backend = "onnx" if "fp32" in manifest.get("files", {}) else "torch"
     student, meta = load_student_model(path)
     tokenizer = load_tokenizer(path)
     forward = None
@@ -171,7 +177,7 @@ def student_folder(path: str | Path) -> Path | None:
     return None
 
 
-def open_predictor(path: str | Path, backend: str = "torch") -> StudentPredictor:
+def open_predictor(path: str | Path, backend: str = "auto") -> StudentPredictor:
     """A student folder, or a run folder that holds one in ``student/``."""
     return load_student(student_folder(path) or path, backend)
 
