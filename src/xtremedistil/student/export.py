@@ -100,10 +100,18 @@ def onnx_export(
 
 def quantize_int8(fp32: Path, path: Path) -> Path:
     """onnxruntime's dynamic int8 quantisation (weights int8, activations quantised on the fly)."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with atomic_path(path) as tmp:
-        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice on static-quantisation pre-processing does not apply here
+    try:
+        with atomic_path(path) as tmp:
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     return path
 
 
