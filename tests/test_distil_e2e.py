@@ -24,31 +24,34 @@ def write_toy_corpus(folder: Path) -> None:
             (folder / f"{split}-{lang}.tsv").write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
 
 
-@pytest.fixture
-def toy_config(tmp_path, tiny_bert_dir) -> Path:
+def write_toy_config(
+    tmp_path: Path,
+    teacher: str,
+    *,
+    labeled: str = "",
+    distil: str = "",
+    unlabeled: str = "alice works in london\nbob and the city\nparis lives\n",
+    name: str = "toy.toml",
+) -> Path:
+    """A tiny run config over the toy corpus: ``teacher`` is the [teacher] section's lines, ``labeled`` and
+    ``distil`` extra lines of those sections; students, stages, cache and speed measured in a few seconds."""
     write_toy_corpus(tmp_path / "corpus")
-    (tmp_path / "unlabeled.txt").write_text(
-        "alice works in london\nbob and the city\nparis lives\n", encoding="utf-8"
-    )
+    (tmp_path / "unlabeled.txt").write_text(unlabeled, encoding="utf-8")
     config = f"""
 output_dir = "{tmp_path / "run"}"
 [[data.labeled]]
 source = "{tmp_path / "corpus"}"
-max_test = 4
+{labeled}
 [[data.transfer]]
 source = "{tmp_path / "unlabeled.txt"}"
 lang = "en"
 [teacher]
-name = "{tiny_bert_dir}"
-max_length = 16
-epochs = 2
-batch_size = 8
-lr = 5e-3
+{teacher}
 [student]
 embedding_dim = 8
 hidden_size = 8
 [distil]
-layer = 1
+{distil}
 batch_size = 8
 representation_epochs = 1
 logit_epochs = 1
@@ -61,9 +64,19 @@ warmup = 1
 latency_samples = 3
 batch_size = 4
 """
-    path = tmp_path / "toy.toml"
+    path = tmp_path / name
     path.write_text(config, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def toy_config(tmp_path, tiny_bert_dir) -> Path:
+    teacher = f'''name = "{tiny_bert_dir}"
+max_length = 16
+epochs = 2
+batch_size = 8
+lr = 5e-3'''
+    return write_toy_config(tmp_path, teacher, labeled="max_test = 4", distil="layer = 1")
 
 
 def test_distil_end_to_end_and_resume(toy_config, tmp_path, capsys, monkeypatch):

@@ -11,12 +11,10 @@ teacher ONNX Runtime int8, student PyTorch fp32, student ONNX Runtime fp32 and i
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from xtremedistil.batching import SpecialIds
 from xtremedistil.errors import XtremeDistilError
@@ -26,25 +24,16 @@ from xtremedistil.student.export import (
     MANIFEST,
     ONNX_FILES,
     PARITY_TOLERANCE,
+    LogitsGraph,
     OnnxForward,
     export_student,
     onnx_export,
     quantize_int8,
     session,
 )
-from xtremedistil.tasks.base import Batch
 from xtremedistil.teacher.model import Teacher
 
 BENCHMARK_FILE = "benchmark.json"
-
-
-class _TeacherGraph(nn.Module):
-    def __init__(self, teacher: Teacher) -> None:
-        super().__init__()
-        self.teacher = teacher
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.teacher.logits(input_ids, attention_mask)
 
 
 def _teacher_example(teacher: Teacher) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,7 +49,7 @@ def _teacher_example(teacher: Teacher) -> tuple[torch.Tensor, torch.Tensor]:
 
 def export_teacher(teacher: Teacher, folder: Path, quantize: bool = True) -> dict[str, Any]:
     """ONNX fp32 (and int8) of ``teacher`` into ``folder`` with a manifest; fp32 checked against PyTorch."""
-    graph = _TeacherGraph(teacher).eval()
+    graph = LogitsGraph(teacher).eval()
     ids, mask = _teacher_example(teacher)
     fp32 = onnx_export(graph, (ids, mask), folder / ONNX_FILES["fp32"], {"input_ids": 2, "attention_mask": 2})
     with torch.no_grad():
@@ -80,26 +69,12 @@ def export_teacher(teacher: Teacher, folder: Path, quantize: bool = True) -> dic
     return manifest
 
 
-class TeacherOnnxForward:
-    """The teacher on onnxruntime: a ``Batch`` in, torch logits out."""
-
-    def __init__(self, folder: Path, precision: str = "int8", threads: int = 0) -> None:
-        manifest = read_json(folder / MANIFEST)
-        threads = threads or len(os.sched_getaffinity(0))
-        self.session = session(folder / manifest["files"][precision]["file"], threads)
-
-    def __call__(self, batch: Batch) -> torch.Tensor:
-        feed = {"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy()}
-        return torch.from_numpy(self.session.run(None, feed)[0])
-
-
 def run_benchmark(run_dir: Path, reporter: Reporter | None = None) -> dict[str, Any]:
     """Export what is missing, then measure the five variants and their dev F1; writes ``benchmark.json``
     (and the report's benchmark section) into the run folder."""
-    from xtremedistil.config import config_from_dict
     from xtremedistil.data.sources import load_labeled_all
     from xtremedistil.evaluate import eval_set, evaluate_set
-    from xtremedistil.pipeline import CONFIG_FILE, find_teacher_folder
+    from xtremedistil.pipeline import find_teacher_folder, run_config_of
     from xtremedistil.segment import model_segmenter
     from xtremedistil.speed import measure_model
     from xtremedistil.student.saved import load_student, student_folder
@@ -109,13 +84,11 @@ def run_benchmark(run_dir: Path, reporter: Reporter | None = None) -> dict[str, 
     reporter = reporter or SilentReporter()
     run_dir = Path(run_dir)
     student_dir = student_folder(run_dir)
-    if student_dir is None or not (run_dir / CONFIG_FILE).is_file():
+    config = run_config_of(run_dir)
+    if student_dir is None or config is None:
         raise XtremeDistilError(
             "not a finished distil run folder (config.toml and student/ needed)", path=run_dir
         )
-    import tomllib
-
-    config = config_from_dict(tomllib.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8")))
     threads = setup_torch(config.threads, config.seed)
     teacher_dir = find_teacher_folder(run_dir)
     teacher = load_teacher(teacher_dir)
@@ -146,7 +119,7 @@ def run_benchmark(run_dir: Path, reporter: Reporter | None = None) -> dict[str, 
     )
     variants = {
         "teacher PyTorch fp32": lambda b: teacher(b).logits,
-        "teacher ONNX Runtime int8": TeacherOnnxForward(onnx_dir, "int8", threads),
+        "teacher ONNX Runtime int8": OnnxForward(onnx_dir, "int8", threads),
         "student PyTorch fp32": predictor.forward,
         "student ONNX Runtime fp32": OnnxForward(student_dir, "fp32", threads),
         "student ONNX Runtime int8": OnnxForward(student_dir, "int8", threads),

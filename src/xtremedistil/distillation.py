@@ -26,11 +26,10 @@ from xtremedistil.evaluate import eval_set, evaluate_set
 from xtremedistil.io import atomic_path, read_json, write_json
 from xtremedistil.pipeline import (
     describe_corpus,
-    evaluate_model,
     obtain_teacher,
     prepare_run_dir,
     ready_from_config,
-    scored_as,
+    score_teacher,
     teacher_folder,
     update_metrics,
 )
@@ -396,18 +395,9 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
     watch = Stopwatch()
     run_dir = prepare_run_dir(config)
     prepared = prepare(config, run_dir, reporter, watch)
-    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
-    if not scored_as(metrics.get("teacher"), config.evaluation.scheme, reading=prepared.task.reading):
-        with watch("teacher evaluation"):
-            teacher_results = evaluate_model(
-                prepared.teacher,
-                prepared.corpus,
-                reporter,
-                scheme=config.evaluation.scheme,
-                batch_size=config.evaluation.batch_size,
-                logits={"dev": prepared.dev_logits} if prepared.dev_logits else None,
-            )
-        metrics = update_metrics(run_dir, teacher=teacher_results)
+    with watch("teacher evaluation"):  # reused from the metrics when already scored as configured
+        logits = {"dev": prepared.dev_logits} if prepared.dev_logits else None
+        score_teacher(prepared.teacher, prepared.corpus, config, run_dir, reporter, logits)
 
     with watch("student set-up"):
         student = build_student(config, prepared)

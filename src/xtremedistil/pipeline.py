@@ -93,14 +93,7 @@ def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: R
         teacher = ready_from_config(config, corpus, reporter)
         teacher.save(teacher_dir(run_dir))
         # scored before anything else: a wrong label map or a weak model shows in a minute, not after the cache
-        results = evaluate_model(
-            teacher,
-            corpus,
-            reporter,
-            scheme=config.evaluation.scheme,
-            batch_size=config.evaluation.batch_size,
-        )
-        update_metrics(run_dir, teacher=results)
+        results = score_teacher(teacher, corpus, config, run_dir, reporter)
         reporter.info(
             "ready teacher: "
             + ", ".join(
@@ -124,6 +117,32 @@ def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: R
             "data.cjk to match"
         )
     return teacher
+
+
+def score_teacher(
+    teacher: Teacher,
+    corpus: Corpus,
+    config: RunConfig,
+    run_dir: Path,
+    reporter: Reporter,
+    logits: dict[str, list[np.ndarray]] | None = None,
+) -> dict[str, Any]:
+    """The teacher's per-language dev/test scores, kept in the run's metrics: reused when they were made
+    with this scoring scheme and reading, else computed (from ``logits`` of a split, if given) and stored."""
+    path = run_dir / METRICS_FILE
+    stored = read_json(path).get("teacher") if path.is_file() else None
+    if scored_as(stored, config.evaluation.scheme, reading=teacher.reading):
+        return stored  # type: ignore[return-value]
+    results = evaluate_model(
+        teacher,
+        corpus,
+        reporter,
+        scheme=config.evaluation.scheme,
+        batch_size=config.evaluation.batch_size,
+        logits=logits,
+    )
+    update_metrics(run_dir, teacher=results)
+    return results
 
 
 def _check_same_teacher(config: RunConfig, teacher: Teacher, folder: Path) -> None:
@@ -243,20 +262,8 @@ def run_teacher(config: RunConfig, reporter: Reporter | None = None) -> dict[str
     corpus = load_labeled_all(config.data.labeled, seed=config.seed)
     reporter.info(f"data: {describe_corpus(corpus)}")
     teacher = obtain_teacher(config, corpus, run_dir, reporter)
-    scored = read_json(run_dir / METRICS_FILE).get("teacher") if (run_dir / METRICS_FILE).is_file() else None
-    if teacher.is_ready and scored_as(scored, config.evaluation.scheme, reading=teacher.reading):
-        results = scored  # a ready teacher is scored as soon as it is loaded
-    else:
-        results = evaluate_model(
-            teacher,
-            corpus,
-            reporter,
-            scheme=config.evaluation.scheme,
-            batch_size=config.evaluation.batch_size,
-        )
-    metrics = update_metrics(
-        run_dir, teacher=results, threads=threads, teacher_job_seconds=time.perf_counter() - start
-    )
+    results = score_teacher(teacher, corpus, config, run_dir, reporter)
+    metrics = update_metrics(run_dir, threads=threads, teacher_job_seconds=time.perf_counter() - start)
     write_text(run_dir / "teacher.md", model_report(results))
     return metrics
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.teacher.families import FAMILIES, LABEL_MAP, LABELS, fine_tune_ready_model
-from tests.test_distil_e2e import write_toy_corpus
+from tests.test_distil_e2e import write_toy_config
 from xtremedistil.batching import SpecialIds, iterate_batches
 from xtremedistil.cli import main
 from xtremedistil.errors import XtremeDistilError
@@ -112,42 +112,13 @@ def ready_model(request, tmp_path_factory) -> tuple[str, Path]:
 
 
 def _config(tmp_path: Path, model: Path, label_map: dict[str, str]) -> Path:
-    write_toy_corpus(tmp_path / "corpus")
-    (tmp_path / "unlabeled.txt").write_text(
-        "alice works in london\nbob and the city\nparis lives\nalice lives in 北京 .\n", encoding="utf-8"
-    )
     mapping = ", ".join(f'{k} = "{v}"' for k, v in label_map.items())
-    text = f"""
-output_dir = "{tmp_path / "run"}"
-[[data.labeled]]
-source = "{tmp_path / "corpus"}"
-[[data.transfer]]
-source = "{tmp_path / "unlabeled.txt"}"
-lang = "en"
-[teacher]
-name = "{model}"
+    teacher = f'''name = "{model}"
 fine_tune = false
 label_map = {{ {mapping} }}
-max_length = 32
-[student]
-embedding_dim = 8
-hidden_size = 8
-[distil]
-batch_size = 8
-representation_epochs = 1
-logit_epochs = 1
-label_epochs = 1
-[cache]
-shard_size = 16
-[speed]
-batches = 2
-warmup = 1
-latency_samples = 3
-batch_size = 4
-"""
-    path = tmp_path / "ready.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+max_length = 32'''
+    unlabeled = "alice works in london\nbob and the city\nparis lives\nalice lives in 北京 .\n"
+    return write_toy_config(tmp_path, teacher, unlabeled=unlabeled, name="ready.toml")
 
 
 def expected_sources(family: str, label: str) -> list[str]:

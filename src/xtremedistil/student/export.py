@@ -31,13 +31,16 @@ OPSET = 17
 PARITY_TOLERANCE = 1e-4
 
 
-class _Graph(nn.Module):
-    def __init__(self, student: BiLSTMStudent) -> None:
-        super().__init__()
-        self.student = student
+class LogitsGraph(nn.Module):
+    """What an export traces: ``model.logits`` of two tensors (the student's ids and lengths, the teacher's
+    ids and attention mask)."""
 
-    def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.student.logits(input_ids, lengths)
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return self.model.logits(input_ids, second)
 
 
 def _example(student: BiLSTMStudent, batch: int, length: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,7 +92,7 @@ def onnx_export(
             graph.eval(),
             example,
             str(tmp),
-            dynamo=False,  # the TorchScript exporter: ~1 s here, the dynamo one ~40 s and fixes the batch axis
+            dynamo=False,  # the TorchScript exporter: the dynamo one is far slower and fixes the batch axis
             opset_version=OPSET,
             input_names=list(inputs),
             output_names=["logits"],
@@ -122,7 +125,7 @@ def export_student(folder: str | Path, quantize: bool = False) -> dict[str, Any]
 
     folder = Path(folder)
     student, meta = load_student_model(folder)
-    graph = _Graph(student).eval()
+    graph = LogitsGraph(student).eval()
     ids, lengths = _example(student, 3, 11, seed=99)
     fp32 = folder / ONNX_FILES["fp32"]
     onnx_export(graph, (ids, lengths), fp32, {"input_ids": 2, "lengths": 1})
@@ -158,7 +161,8 @@ def export_student(folder: str | Path, quantize: bool = False) -> dict[str, Any]
 
 
 class OnnxForward:
-    """The student's forward on onnxruntime: a ``Batch`` in, torch logits out (as ``student(b).logits``)."""
+    """A model's ONNX export on onnxruntime, as its forward: a ``Batch`` in, torch logits out. The graph's
+    input names say what it is fed: ``lengths`` (a student) or ``attention_mask`` (a teacher)."""
 
     def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 0) -> None:
         folder = Path(folder)
@@ -166,14 +170,17 @@ class OnnxForward:
         if precision not in manifest.get("files", {}):
             flag = " --quantize int8" if precision == "int8" else ""
             raise XtremeDistilError(
-                f"no {precision} ONNX model in this student folder: run `xtremedistil export {folder}{flag}`",
+                f"no {precision} ONNX model in this folder: run `xtremedistil export {folder}{flag}`",
                 path=folder,
             )
         threads = threads or len(os.sched_getaffinity(0))
         self.session = session(folder / manifest["files"][precision]["file"], threads)
         self.precision = precision
 
+        self.by_lengths = "lengths" in {i.name for i in self.session.get_inputs()}
+
     def __call__(self, batch: Batch) -> torch.Tensor:
-        lengths = batch.attention_mask.sum(1)
-        out = self.session.run(None, {"input_ids": batch.input_ids.numpy(), "lengths": lengths.numpy()})[0]
+        mask = batch.attention_mask
+        second = ("lengths", mask.sum(1)) if self.by_lengths else ("attention_mask", mask)
+        out = self.session.run(None, {"input_ids": batch.input_ids.numpy(), second[0]: second[1].numpy()})[0]
         return torch.from_numpy(out)

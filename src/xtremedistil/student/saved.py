@@ -150,7 +150,7 @@ def load_student(path: str | Path, backend: str = "auto") -> StudentPredictor:
     """Load a saved student folder; ``.predict(texts)`` returns entities with character offsets.
     ``backend``: ``torch``, or the folder's ONNX export on onnxruntime (``onnx``, ``onnx-int8``; made by
     ``xtremedistil export``); ``auto`` (the default) takes the fp32 ONNX export when the folder has one
-    (the same tags as PyTorch, 1.5-2x faster here: docs/RESULTS.md, "Deployment"), else PyTorch."""
+    (the same tags as PyTorch and faster: docs/RESULTS.md, "Deployment"), else PyTorch."""
     if backend not in BACKENDS:
         raise XtremeDistilError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if backend == "auto":

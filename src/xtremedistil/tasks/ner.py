@@ -14,6 +14,7 @@ from seqeval.scheme import IOB2
 
 from xtremedistil.data.records import Sentence
 from xtremedistil.errors import DataError
+from xtremedistil.segment import written_without_spaces
 from xtremedistil.tasks.base import IGNORE_INDEX, Batch, Encoded, EncodingStats
 
 
@@ -207,8 +208,6 @@ _CLITICS = frozenset({"s", "re", "ve", "ll", "d", "m"})
 def _touching_units(sentence: Sentence) -> list[tuple[int, int, list[int]]]:
     """(start, end, unit indices) of the runs of units with nothing between them; a Chinese/Japanese unit
     is a run of its own."""
-    from xtremedistil.segment import written_without_spaces
-
     text, spans = sentence.text or "", sentence.spans or ()
     chunks: list[tuple[int, int, list[int]]] = []
     for k, (a, b) in enumerate(spans):
