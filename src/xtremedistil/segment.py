@@ -90,7 +90,12 @@ def _piece_cuts(text: str, a: int, b: int, tokenizer: Any, split: Collection[str
     boundaries = _clusters(text, a, b)
     if tokenizer is None:
         return boundaries
-    offsets = tokenizer(text[a:b], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer: no Python wrapping per call
+    offsets = (
+        backend.encode(text[a:b], add_special_tokens=False).offsets
+        if backend is not None
+        else tokenizer(text[a:b], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    )
     starts = set()
     for s, e in offsets:
         while s < e and text[a + s].isspace():  # sentencepiece's "▁" may claim the space before a piece

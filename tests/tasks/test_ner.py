@@ -160,6 +160,25 @@ def test_viterbi_is_the_best_valid_sequence_found_by_brute_force():
             assert tuple(found) == best_path
 
 
+def test_viterbi_over_a_padded_batch_equals_each_sentence_alone():
+    from xtremedistil.tasks.ner import iob2_constraints, viterbi, viterbi_batch
+
+    task = NerTask(["PER", "LOC", "ORG"])
+    start, follows = iob2_constraints(task.labels)
+    gen = torch.Generator().manual_seed(1)
+    lengths = np.array([5, 1, 12, 0, 7])
+    padded = torch.log_softmax(torch.randn(len(lengths), 12, len(task.labels), generator=gen) * 3, -1).numpy()
+    alone = [viterbi(padded[i, :n], start, follows) for i, n in enumerate(lengths)]
+    together = viterbi_batch(padded, lengths, start, follows)
+    assert [p.tolist() for p in together] == [p.tolist() for p in alone]
+    assert [len(p) for p in together] == lengths.tolist()
+    # the padding past each row's end is ignored, whatever it holds
+    noisy = padded.copy()
+    for i, n in enumerate(lengths):
+        noisy[i, n:] = np.random.default_rng(i).normal(size=noisy[i, n:].shape) * 10
+    assert [p.tolist() for p in viterbi_batch(noisy, lengths, start, follows)] == [p.tolist() for p in alone]
+
+
 def _window_logits(task, windows, probs_per_word):
     """Logits whose softmax on each word's first sub-word is the given row of probabilities."""
     rows = iter(np.log(np.asarray(probs_per_word, dtype=np.float64)))

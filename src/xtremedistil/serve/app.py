@@ -310,10 +310,14 @@ def serve(
     """Load the student and serve it until SIGINT/SIGTERM (in-flight requests are answered first)."""
     import uvicorn
 
-    from xtremedistil.student.saved import open_predictor
+    from xtremedistil.student.saved import open_predictor, student_folder
+    from xtremedistil.training import setup_torch
 
+    setup_torch()  # threads from the machine, denormals flushed
     predictor = open_predictor(model_dir, backend)
-    app = create_app(predictor, settings, name=Path(model_dir).resolve().name)
+    folder = (student_folder(model_dir) or Path(model_dir)).resolve()
+    name = f"{folder.parent.name}/{folder.name}" if folder.name == "student" else folder.name
+    app = create_app(predictor, settings, name=name)
     log.info(
         "serving %s (%s backend) on http://%s:%d: demo at /, API docs at /docs",
         model_dir,

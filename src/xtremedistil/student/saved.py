@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,29 +127,56 @@ class StudentPredictor:
         return self._tag([Sentence(tuple(words)) for words in sentences], batch_size)
 
     def tag_text(
-        self, texts: Sequence[str], batch_size: int = 64
+        self, texts: Sequence[str], batch_size: int = 64, timings: dict[str, float] | None = None
     ) -> list[tuple[list[tuple[int, int]], list[str]]]:
-        """Each text cut into units the way the student was trained to read raw text, with a tag per unit."""
+        """Each text cut into units the way the student was trained to read raw text, with a tag per unit.
+        ``timings``, if given, accumulates the seconds spent in each step (segment, encode, model, decode)."""
+        clock = _Clock(timings)
         records = []
         for text in texts:
             spans = self.segment(text)
             records.append(Sentence(tuple(text[a:b] for a, b in spans), None, "und", text, tuple(spans)))
+        clock.lap("segment")
         non_empty = [i for i, r in enumerate(records) if r.words]
-        tags = dict(zip(non_empty, self._tag([records[i] for i in non_empty], batch_size), strict=True))
+        tagged = self._tag([records[i] for i in non_empty], batch_size, clock)
+        tags = dict(zip(non_empty, tagged, strict=True))
         return [(list(r.spans or ()), tags.get(i, [])) for i, r in enumerate(records)]
 
-    def predict(self, texts: str | Iterable[str], batch_size: int = 64) -> list[list[Entity]]:
+    def predict(
+        self, texts: str | Iterable[str], batch_size: int = 64, timings: dict[str, float] | None = None
+    ) -> list[list[Entity]]:
         """Entities of each text (a single string gives a one-element list)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
-        tagged = self.tag_text(texts, batch_size)
-        return [
+        tagged = self.tag_text(texts, batch_size, timings)
+        clock = _Clock(timings)
+        entities = [
             entities_from_tags(text, spans, tags) for text, (spans, tags) in zip(texts, tagged, strict=True)
         ]
+        clock.lap("entities")
+        return entities
 
-    def _tag(self, records: list[Sentence], batch_size: int) -> list[list[str]]:
+    def _tag(self, records: list[Sentence], batch_size: int, clock: _Clock | None = None) -> list[list[str]]:
+        clock = clock or _Clock(None)
         encoded, _ = self.task.encode(records, self.tokenizer, self.max_length)
+        clock.lap("encode")
         logits = predict_logits(self.forward, encoded, self.special, batch_size)
-        return self.task.decode(records, encoded, logits)
+        clock.lap("model")
+        tags = self.task.decode(records, encoded, logits)
+        clock.lap("decode")
+        return tags
+
+
+class _Clock:
+    """Adds the time since the last lap to ``timings[step]`` (nothing when ``timings`` is None)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings, self.last = timings, time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        if self.timings is not None:
+            now = time.perf_counter()
+            self.timings[step] = self.timings.get(step, 0.0) + now - self.last
+            self.last = now
 
 
 def load_student(path: str | Path, backend: str = "auto") -> StudentPredictor:

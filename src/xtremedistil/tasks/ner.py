@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any
@@ -53,21 +54,33 @@ def iob2_constraints(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 def viterbi(log_probs: np.ndarray, start: np.ndarray, follows: np.ndarray) -> np.ndarray:
     """The most probable tag sequence (sum of per-word log-probabilities) among those ``start`` and
     ``follows`` allow. ``log_probs``: [words, k]."""
-    n, k = log_probs.shape
+    return viterbi_batch(log_probs[None], np.array([len(log_probs)]), start, follows)[0]
+
+
+def viterbi_batch(
+    log_probs: np.ndarray, lengths: np.ndarray, start: np.ndarray, follows: np.ndarray
+) -> list[np.ndarray]:
+    """``viterbi`` for many sentences at once (one numpy step per word position, not per sentence and word):
+    ``log_probs`` [sentences, max words, k], each row's first ``lengths[i]`` words real."""
+    s, n, k = log_probs.shape
     if n == 0:
-        return np.zeros(0, dtype=np.int64)
+        return [np.zeros(0, dtype=np.int64) for _ in range(s)]
     barrier = np.where(follows, 0.0, -np.inf)
-    best = np.where(start, log_probs[0], -np.inf)
-    back = np.zeros((n, k), dtype=np.int64)
+    best = np.where(start, log_probs[:, 0], -np.inf)  # [sentences, k]
+    back = np.broadcast_to(np.arange(k), (s, n, k)).copy()  # past a row's end: each tag points to itself
     for t in range(1, n):
-        candidates = best[:, None] + barrier  # [prev, next]
-        back[t] = candidates.argmax(0)
-        best = candidates[back[t], np.arange(k)] + log_probs[t]
-    path = np.empty(n, dtype=np.int64)
-    path[-1] = int(best.argmax())
+        candidates = best[:, :, None] + barrier  # [sentences, prev, next]
+        arg = candidates.argmax(1)
+        step = np.take_along_axis(candidates, arg[:, None, :], 1)[:, 0] + log_probs[:, t]
+        active = (t < lengths)[:, None]
+        best = np.where(active, step, best)
+        back[:, t] = np.where(active, arg, back[:, t])
+    path = np.empty((s, n), dtype=np.int64)
+    path[:, -1] = best.argmax(-1)
+    rows = np.arange(s)
     for t in range(n - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
+        path[:, t - 1] = back[rows, t, path[:, t]]
+    return [path[i, : lengths[i]] for i in range(s)]
 
 
 def window_bounds(word_start: np.ndarray, safe: np.ndarray, budget: int) -> list[tuple[int, int]]:
@@ -95,11 +108,15 @@ def window_bounds(word_start: np.ndarray, safe: np.ndarray, budget: int) -> list
 class BlankPieces:
     """Which sub-word ids are a bare word-boundary marker: pieces that decode to whitespace only, such as
     sentencepiece's "▁" (XLM-R, e5) or byte-level BPE's "Ġ" (RoBERTa), which tokenizers put before a word
-    their vocabulary has no space-prefixed piece for. WordPiece vocabularies have none. Asked per id once."""
+    their vocabulary has no space-prefixed piece for. WordPiece vocabularies have none. Asked once per id and
+    tokenizer (the answers outlive this object: a server builds one per request)."""
 
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
-        self.known: dict[int, bool] = {}
+        try:
+            self.known: dict[int, bool] = _BLANK_IDS.setdefault(tokenizer, {})
+        except TypeError:  # not weakly referenceable
+            self.known = {}
 
     def __call__(self, token_id: int) -> bool:
         blank = self.known.get(token_id)
@@ -108,6 +125,7 @@ class BlankPieces:
         return blank
 
 
+_BLANK_IDS: weakref.WeakKeyDictionary[Any, dict[int, bool]] = weakref.WeakKeyDictionary()
 READINGS = ("text", "words")
 
 
@@ -394,22 +412,33 @@ class NerTask:
         for window, window_logits in zip(encoded, logits, strict=True):
             first = np.asarray(window_logits[window.word_start], dtype=np.float32)
             scores[window.sentence][window.first_word : window.first_word + len(first)] = first
+        heads = [_word_heads(s) if self.reading == "words" else None for s in sentences]
+        keeps = [
+            np.flatnonzero(h == np.arange(len(row))) if h is not None else np.arange(len(row))
+            for h, row in zip(heads, scores, strict=True)
+        ]
+        paths = self._paths([row[keep] for row, keep in zip(scores, keeps, strict=True)])
         out = []
-        for sentence, row in zip(sentences, scores, strict=True):
-            heads = _word_heads(sentence) if self.reading == "words" else None
-            keep = np.flatnonzero(heads == np.arange(len(row))) if heads is not None else slice(None)
-            if self.decoding == "argmax":
-                path = row[keep].argmax(-1)
-            else:
-                path = viterbi(
-                    torch.from_numpy(row[keep]).log_softmax(-1).numpy(), self._start, self._follows
-                )
+        for row, head, keep, path in zip(scores, heads, keeps, paths, strict=True):
             tags = [self.labels[i] for i in path]
-            if heads is not None:
+            if head is not None:
                 own = dict(zip(keep.tolist(), tags, strict=True))
-                tags = [own[k] if k in own else _continue(own[int(heads[k])]) for k in range(len(row))]
+                tags = [own[k] if k in own else _continue(own[int(head[k])]) for k in range(len(row))]
             out.append(tags)
         return out
+
+    def _paths(self, rows: list[np.ndarray]) -> list[np.ndarray]:
+        """Each sentence's tag ids from its word logits [words, k], by ``self.decoding``; the sentences are
+        decoded together, padded to the longest."""
+        if self.decoding == "argmax":
+            return [row.argmax(-1) for row in rows]
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        padded = np.zeros((len(rows), int(lengths.max(initial=0)), len(self.labels)), dtype=np.float32)
+        for i, row in enumerate(rows):
+            padded[i, : len(row)] = row
+        shifted = padded - padded.max(-1, keepdims=True)  # log-softmax in numpy: no torch thread wake-up
+        log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+        return viterbi_batch(log_probs, lengths, self._start, self._follows)
 
     def score(
         self, sentences: Sequence[Sentence], predictions: Sequence[Sequence[str]], strict: bool = True
