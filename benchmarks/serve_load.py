@@ -8,6 +8,7 @@ send the run's dev sentences (raw text, ``--texts`` per request) as fast as they
 time, and stop. Counted: sentences/s and requests/s answered inside the measured window, latency of each
 request (p50/p95/p99, client side), errors (non-200 or failed connections), the server's peak RSS and its
 mean texts per forward pass (from /metrics). The clients run in this process on the same two cores.
+The screenshot needs Debian's chromium, and fonts for its scripts (fonts-noto-core, fonts-noto-cjk).
 """
 
 from __future__ import annotations
@@ -204,6 +205,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--screenshot", type=Path, help="also save the demo page, tagged, as this PNG")
+    parser.add_argument(
+        "--demo-run", type=Path, help="the run whose student the screenshot shows (default: RUN)"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     sentences = dev_texts(args.run)
@@ -227,7 +231,7 @@ def main() -> None:
         json.dumps({"rows": rows, "steps": steps}, indent=2), encoding="utf-8"
     )
     if args.screenshot:
-        screenshot(args.run, args, args.port, args.screenshot)
+        screenshot(args.demo_run or args.run, args, args.port, args.screenshot)
 
     table = [
         "| mode | sentences / request | sentences/s | requests/s | latency ms p50 / p95 / p99 | errors | "
@@ -277,9 +281,11 @@ def main() -> None:
     ]
     if args.screenshot:
         rel = os.path.relpath(args.screenshot.resolve(), (ROOT / "docs").resolve())
+        demo = args.demo_run or args.run
         body += [
             "",
-            'The web demo (`GET /`), its "all of them" example tagged by this student:',
+            f'The web demo (`GET /`), its "all of them" example tagged by the student of `{demo}` '
+            f"(`{args.backend}`), in headless Chromium:",
             "",
             f"![demo]({rel})",
         ]
