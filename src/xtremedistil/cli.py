@@ -398,6 +398,17 @@ def data_stats(
     console.print(stats_table(sources), markup=False, highlight=False)
 
 
+@data_app.command("check")
+def data_check(config: ConfigArg = None, set_: SetOpt = None) -> None:
+    """What a config's labeled data reads as: per file, the format, the tag scheme (detected or named),
+    sentences and lines read leniently; then sentences, words and entities per language, split and type.
+    A file that cannot be read stops with its file and line."""
+    from xtremedistil.data.sources import check_table
+
+    cfg = _load(config, set_, None)
+    console.print(check_table(cfg.data.labeled, cfg.seed), markup=False, highlight=False)
+
+
 @config_app.command("default")
 def config_default(task: Annotated[str, typer.Option(help="Task name.")] = "ner") -> None:
     """Print the commented default config of a task (a good starting point for your own)."""

@@ -21,17 +21,39 @@ class Strict(BaseModel):
 
 
 class LabeledSource(Strict):
-    """A labeled corpus: ``embedded:<name>``, a corpus folder, or one file (then ``lang`` names its language)."""
+    """A labeled corpus: ``source`` (``embedded:<name>``, a corpus folder, or one file: its train split), or
+    one file per split (``train``/``dev``/``test``, any of them absent) as corpora are distributed; ``lang``
+    names a file's language."""
 
-    source: str
+    source: str | None = None
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
     languages: list[str] | None = None
     lang: str | None = None
-    format: Literal["auto", "conll", "tsv", "wikiann"] = "auto"
+    format: Literal["auto", "conll", "tsv", "wikiann", "jsonl"] = "auto"
     encoding: str = "utf-8"
-    scheme: Literal["iob2", "iob1"] = "iob2"
+    # auto: IOBES/BILOU if their prefixes occur, IOB1 if most entities start with I-, else IOB2 (kept as is)
+    scheme: Literal["auto", "iob2", "iob1", "iobes", "bilou"] = "auto"
+    # CoNLL lines with another column count than the file's: read as token first, tag last (one warning),
+    # or refused with their line number (true)
+    strict_columns: bool = False
+    # JSONL: the fields of a sentence's words and tags; tag ids are read through label_names
+    tokens_field: str = "tokens"
+    tags_field: str = "ner_tags"
+    label_names: list[str] | None = None
     max_train: int | None = Field(default=None, ge=1)
     max_dev: int | None = Field(default=None, ge=1)
     max_test: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_kind_of_source(self) -> LabeledSource:
+        files = [self.train, self.dev, self.test]
+        if self.source is None and not any(files):
+            raise ValueError("give source (embedded:<name>, a folder or a file) or train/dev/test files")
+        if self.source is not None and any(files):
+            raise ValueError("give source or train/dev/test files, not both")
+        return self
 
 
 class TransferSource(Strict):

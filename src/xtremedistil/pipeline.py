@@ -39,10 +39,15 @@ def teacher_identity(tree: dict[str, Any]) -> dict[str, Any]:
     with contextlib.suppress(ConfigError):  # a key this version no longer knows: compare as written
         tree = config_from_dict(tree).model_dump(exclude_none=True)
     data = tree.get("data", {})
+    # "auto" became the default scheme; it reads every IOB2 file as "iob2" did (folders made before match)
+    labeled = [
+        {**entry, "scheme": "auto"} if entry.get("scheme", "iob2") == "iob2" else entry
+        for entry in data.get("labeled") or []
+    ]
     return {
         "seed": tree.get("seed"),
         "task": tree.get("task"),
-        "labeled": data.get("labeled"),
+        "labeled": labeled,
         "cjk": data.get("cjk"),
         "teacher": tree.get("teacher"),
     }
@@ -314,8 +319,10 @@ def run_config_of(path: Path) -> RunConfig | None:
     return None
 
 
-def _same_source(a: str, b: str) -> bool:
-    return a == b or (not a.startswith("embedded:") and Path(a).resolve() == Path(b).resolve())
+def _same_source(a: str | None, b: str) -> bool:
+    return a is not None and (
+        a == b or (not a.startswith("embedded:") and Path(a).resolve() == Path(b).resolve())
+    )
 
 
 def evaluate_model_dir(

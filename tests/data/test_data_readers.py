@@ -19,6 +19,7 @@ from xtremedistil.data import (
     read_corpus_folder,
     read_tagged_file,
 )
+from xtremedistil.data.readers import ReadReport
 from xtremedistil.errors import DataError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -89,8 +90,15 @@ def test_conll_iob1_with_docstart() -> None:
 
 
 def test_iob2_mode_keeps_tags_as_they_are() -> None:
-    sents = read_tagged_file(FIXTURES / "conll2003_iob1.txt")
+    sents = read_tagged_file(FIXTURES / "conll2003_iob1.txt", scheme="iob2")
     assert sents[1].tags == ("I-PER", "I-PER")
+
+
+def test_auto_scheme_detects_iob1_and_reads_it_as_iob1_does() -> None:
+    report = ReadReport("x")
+    auto = read_tagged_file(FIXTURES / "conll2003_iob1.txt", report=report)
+    assert report.scheme == "iob1" and report.format == "conll" and report.sentences == 3
+    assert auto == read_tagged_file(FIXTURES / "conll2003_iob1.txt", scheme="iob1")
 
 
 def test_conll2002_latin1() -> None:
@@ -162,7 +170,7 @@ def test_explicit_format_and_crlf(tmp_path: Path) -> None:
 )
 def test_malformed_files_name_file_and_line(name: str, line: int, fragment: str) -> None:
     with pytest.raises(DataError) as info:
-        read_tagged_file(FIXTURES / name)
+        read_tagged_file(FIXTURES / name, strict_columns=True)
     message = str(info.value)
     assert info.value.line == line
     assert f"{name}:{line}:" in message
@@ -185,9 +193,9 @@ def test_undecodable_gzip_line_number(tmp_path: Path) -> None:
 
 def test_bad_option_values() -> None:
     with pytest.raises(DataError, match="unknown format"):
-        read_tagged_file(FIXTURES / "wikiann_small.tsv.gz", format="json")
+        read_tagged_file(FIXTURES / "wikiann_small.tsv.gz", format="json5")
     with pytest.raises(DataError, match="unknown tag scheme"):
-        read_tagged_file(FIXTURES / "wikiann_small.tsv.gz", scheme="iobes")
+        read_tagged_file(FIXTURES / "wikiann_small.tsv.gz", scheme="bioul")
 
 
 # ---------------------------------------------------------------------------------------------------- folders

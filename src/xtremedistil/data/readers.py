@@ -1,36 +1,61 @@
-"""Readers for token-per-line NER files (CoNLL, XTREME/WikiAnn TSV, original WikiAnn) and corpus folders.
+"""Readers for NER files (CoNLL, XTREME/WikiAnn TSV, original WikiAnn, JSONL) and corpus folders.
 
 Every malformed input raises :class:`~xtremedistil.errors.DataError` naming the file and the 1-based line,
-because a silently skipped line in a gold file changes the scores a paper comparison depends on.
+because a silently skipped line in a gold file changes the scores a paper comparison depends on. The one
+leniency: CoNLL lines whose column count differs from the file's (a broken character that swallowed a
+separator, in some public corpora) are read as token first, tag last, and counted in one warning, unless
+``strict_columns`` asks for refusal.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import logging
 import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from xtremedistil.data.records import Corpus, Sentence
 from xtremedistil.errors import DataError
 
-FORMATS = ("auto", "conll", "tsv", "wikiann")
-SCHEMES = ("iob1", "iob2")
-SPLIT_ALIASES = {"train": "train", "dev": "dev", "valid": "dev", "validation": "dev", "test": "test"}
-EXTENSIONS = (".tsv", ".txt", ".conll")
+log = logging.getLogger(__name__)
 
-_TAG_RE = re.compile(r"^[BI]-\S+$")
+FORMATS = ("auto", "conll", "tsv", "wikiann", "jsonl")
+# auto: IOBES/BILOU when such prefixes occur, IOB1 when more entities start with I- than with B-, else IOB2
+SCHEMES = ("auto", "iob1", "iob2", "iobes", "bilou")
+_PREFIXES = {"auto": "BIESLU", "iob1": "BI", "iob2": "BI", "iobes": "BIES", "bilou": "BILU"}
+SPLIT_ALIASES = {"train": "train", "dev": "dev", "valid": "dev", "validation": "dev", "test": "test"}
+EXTENSIONS = (".tsv", ".txt", ".conll", ".jsonl")
+
+_TAG_RE = re.compile(r"^[BIESLU]-\S+$")
 _WIKIANN_PREFIX_RE = re.compile(r"^([a-z]{2,3}(?:[-_][A-Za-z0-9]+)?):(.+)$")
 _LANG_RE = r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]+)*"
 _FLAT_FILE_RE = re.compile(
-    rf"^(train|dev|valid|validation|test)-({_LANG_RE})(\.tsv|\.txt|\.conll)(\.gz)?$", re.IGNORECASE
+    rf"^(train|dev|valid|validation|test)-({_LANG_RE})(\.tsv|\.txt|\.conll|\.jsonl)(\.gz)?$", re.IGNORECASE
 )
 _NESTED_FILE_RE = re.compile(
-    r"^(train|dev|valid|validation|test)(\.tsv|\.txt|\.conll)(\.gz)?$", re.IGNORECASE
+    r"^(train|dev|valid|validation|test)(\.tsv|\.txt|\.conll|\.jsonl)(\.gz)?$", re.IGNORECASE
 )
+
+
+@dataclass
+class ReadReport:
+    """What reading one file found (``xtremedistil data check``): format and tag scheme as read, sentences,
+    and the lines read leniently (another column count than the file's)."""
+
+    path: str
+    format: str = ""
+    scheme: str = ""
+    sentences: int = 0
+    other_columns: list[int] = field(default_factory=list)
+
+
 _SNIFF_LINES = 50
 
 
@@ -56,6 +81,8 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
             raise DataError(f"not a valid gzip file ({exc})", path=path) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # a UTF-16 byte-order mark decides the encoding
+        encoding = "utf-16"
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -105,6 +132,41 @@ def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
     conversion is exactly the IOB2 repair rule: every ``I-X`` that does not continue an ``X`` starts one.
     """
     return normalise_iob2(tags)
+
+
+def detect_scheme(tag_sequences: Iterable[Sequence[str]]) -> str:
+    """The tag scheme a file is written in: ``bilou`` or ``iobes`` when their prefixes occur, ``iob1`` when
+    more entities start with ``I-`` (not continuing one of their type) than with ``B-``, else ``iob2``."""
+    prefixes: set[str] = set()
+    b_starts = i_starts = 0
+    for tags in tag_sequences:
+        previous = "O"
+        for tag in tags:
+            if tag != "O":
+                prefixes.add(tag[0])
+            if tag.startswith("B-"):
+                b_starts += 1
+            elif tag.startswith("I-") and previous[2:] != tag[2:]:
+                i_starts += 1
+            previous = tag
+    if prefixes & {"L", "U"}:
+        return "bilou"
+    if prefixes & {"S", "E"}:
+        return "iobes"
+    return "iob1" if i_starts > b_starts else "iob2"
+
+
+def to_iob2(tags: Sequence[str], scheme: str) -> list[str]:
+    """Tags of ``scheme`` as IOB2: IOBES/BILOU single (``S-``/``U-``) and end (``E-``/``L-``) tags become
+    ``B-``/``I-``; IOB1 is converted; IOB2 is kept as it is (like seqeval)."""
+    if scheme in ("iobes", "bilou"):
+        return [
+            "B-" + t[2:] if t[:2] in ("S-", "U-") else "I-" + t[2:] if t[:2] in ("E-", "L-") else t
+            for t in tags
+        ]
+    if scheme == "iob1":
+        return iob1_to_iob2(tags)
+    return list(tags)
 
 
 def map_tags(tags: Sequence[str], tag_map: dict[str, str], *, drop_unmapped: bool = True) -> list[str]:
@@ -172,17 +234,36 @@ def _split_columns(line: str, fmt: str) -> list[str]:
     return line.split()
 
 
-def _check_tag(tag: str, path: Path, lineno: int) -> None:
-    if tag != "O" and not _TAG_RE.match(tag):
+def _check_tag(tag: str, path: Path, lineno: int, scheme: str = "auto") -> None:
+    if tag == "O":
+        return
+    if not _TAG_RE.match(tag):
         raise DataError(
-            f"invalid tag {tag!r}: expected 'O', 'B-TYPE' or 'I-TYPE' (IOB1/IOB2; IOBES is not supported)",
+            f"invalid tag {tag!r}: expected 'O' or PREFIX-TYPE with prefix B, I (IOB1/IOB2), also S, E "
+            "(IOBES) or L, U (BILOU)",
+            path=path,
+            line=lineno,
+        )
+    if tag[0] not in _PREFIXES[scheme]:
+        raise DataError(
+            f"tag {tag!r} is not {scheme.upper()}: set the source's scheme to \"auto\" or the file's scheme "
+            "(iob1, iob2, iobes, bilou)",
             path=path,
             line=lineno,
         )
 
 
-def _parse_token(line: str, fmt: str, ncols: int | None, path: Path, lineno: int) -> tuple[str, str, int]:
-    """Return ``(word, tag, column count)`` of one token line, rejecting wrong column counts."""
+def _parse_token(
+    line: str,
+    fmt: str,
+    ncols: int | None,
+    path: Path,
+    lineno: int,
+    scheme: str = "auto",
+    lenient: bool = False,
+) -> tuple[str, str, int]:
+    """Return ``(word, tag, column count)`` of one token line. Another column count than the file's is an
+    error, or with ``lenient`` (CoNLL only) read as token first, tag last; the caller counts it."""
     cols = _split_columns(line, fmt)
     if fmt == "tsv":
         if len(cols) != 2:
@@ -200,13 +281,18 @@ def _parse_token(line: str, fmt: str, ncols: int | None, path: Path, lineno: int
             path=path,
             line=lineno,
         )
-    if ncols is not None and len(cols) != ncols:
+    if ncols is not None and len(cols) != ncols and not (lenient and fmt == "conll"):
         raise DataError(
-            f"inconsistent column count: {len(cols)} columns here but {ncols} earlier in the file",
+            f"inconsistent column count: {len(cols)} columns here but {ncols} earlier in the file"
+            + (
+                " (strict_columns = false reads such lines as token first, tag last)"
+                if fmt == "conll"
+                else ""
+            ),
             path=path,
             line=lineno,
         )
-    _check_tag(cols[-1], path, lineno)
+    _check_tag(cols[-1], path, lineno, scheme)
     return cols[0], cols[-1], len(cols)
 
 
@@ -222,9 +308,11 @@ def _strip_prefix(word: str, path: Path, lineno: int) -> tuple[str, str]:
 
 
 def _parse_sentences(
-    lines: Sequence[str], fmt: str, path: Path
+    lines: Sequence[str], fmt: str, path: Path, scheme: str = "auto", other_columns: list[int] | None = None
 ) -> list[tuple[list[str], list[str], str | None]]:
-    """Group token lines into ``(words, tags, prefix language)``; whitespace-only lines separate sentences."""
+    """Group token lines into ``(words, tags, prefix language)``; whitespace-only lines separate sentences.
+    With ``other_columns`` (a list), CoNLL lines with another column count than the first token line's are
+    read leniently and their numbers appended."""
     sentences: list[tuple[list[str], list[str], str | None]] = []
     words: list[str] = []
     tags: list[str] = []
@@ -238,7 +326,11 @@ def _parse_sentences(
             continue
         if line.startswith("-DOCSTART-"):
             continue
-        word, tag, ncols = _parse_token(line, fmt, ncols, path, lineno)
+        word, tag, columns = _parse_token(line, fmt, ncols, path, lineno, scheme, other_columns is not None)
+        if ncols is None:
+            ncols = columns
+        elif columns != ncols and other_columns is not None:
+            other_columns.append(lineno)
         if fmt == "wikiann":
             word, lang = _strip_prefix(word, path, lineno)
             prefix_lang = prefix_lang or lang
@@ -255,16 +347,23 @@ def read_tagged_file(
     lang: str = "und",
     format: str = "auto",
     encoding: str = "utf-8",
-    scheme: str = "iob2",
+    scheme: str = "auto",
     tag_map: dict[str, str] | None = None,
     drop_unmapped: bool = True,
+    strict_columns: bool = False,
+    jsonl: JsonlFields | None = None,
+    report: ReadReport | None = None,
 ) -> list[Sentence]:
-    """Read a token-per-line NER file into IOB2-tagged sentences.
+    """Read a NER file into IOB2-tagged sentences.
 
-    ``format``: ``conll`` (whitespace columns, tag last, ``-DOCSTART-`` skipped), ``tsv`` (``token<TAB>tag``),
-    ``wikiann`` (``lang:token tag``; the prefix gives the language unless ``lang`` is given) or ``auto``.
-    ``scheme="iob1"`` converts IOB1 to IOB2; ``"iob2"`` keeps tags as they are (like seqeval).
-    ``tag_map`` renames entity types (``{"person": "PER"}``); unmapped types become ``O`` if ``drop_unmapped``.
+    ``format``: ``conll`` (whitespace columns, token first, tag last, ``-DOCSTART-`` skipped), ``tsv``
+    (``token<TAB>tag``), ``wikiann`` (``lang:token tag``; the prefix gives the language unless ``lang`` is
+    given), ``jsonl`` (one sentence per line, see ``JsonlFields``) or ``auto`` (``.jsonl`` files are JSONL,
+    otherwise sniffed). ``scheme``: ``auto`` (detected per file, see ``detect_scheme``), ``iob1``, ``iob2``
+    (kept as it is, like seqeval), ``iobes`` or ``bilou``, converted to IOB2. ``tag_map`` renames entity
+    types (``{"person": "PER"}``); unmapped types become ``O`` if ``drop_unmapped``. CoNLL lines with another
+    column count than the file's are read as token first, tag last and counted in one warning, unless
+    ``strict_columns``. ``report``, if given, is filled with what was found.
     """
     path = Path(path)
     if format not in FORMATS:
@@ -272,19 +371,107 @@ def read_tagged_file(
     if scheme not in SCHEMES:
         raise DataError(f"unknown tag scheme {scheme!r}; expected one of {', '.join(SCHEMES)}", path=path)
     lines = read_lines(path, encoding)
-    fmt = sniff_format(lines) if format == "auto" else format
-    parsed = _parse_sentences(lines, fmt, path)
+    is_jsonl = format == "jsonl" or (
+        format == "auto" and path.name.lower().removesuffix(".gz").endswith(".jsonl")
+    )
+    fmt = "jsonl" if is_jsonl else sniff_format(lines) if format == "auto" else format
+    other_columns: list[int] | None = None if strict_columns else []
+    if is_jsonl:
+        parsed = _parse_jsonl(lines, path, jsonl or JsonlFields(), scheme)
+    else:
+        parsed = _parse_sentences(lines, fmt, path, scheme, other_columns)
     if not parsed:
         raise DataError("file is empty (no token lines)", path=path)
+    read_as = detect_scheme(tags for _, tags, _ in parsed) if scheme == "auto" else scheme
+    if other_columns:
+        first = ", ".join(map(str, other_columns[:5]))
+        log.warning(
+            "%s: %d line(s) have another column count than the file's first token line (first at line %s); "
+            "read as token first, tag last (strict_columns = true refuses them)",
+            path,
+            len(other_columns),
+            first,
+        )
     out: list[Sentence] = []
     for words, tags, prefix_lang in parsed:
-        if scheme == "iob1":
-            tags = iob1_to_iob2(tags)
+        tags = to_iob2(tags, read_as)
         if tag_map is not None:
             tags = map_tags(tags, tag_map, drop_unmapped=drop_unmapped)
         sent_lang = prefix_lang if (lang == "und" and prefix_lang) else lang
         out.append(Sentence(tuple(words), tuple(tags), sent_lang))
+    if report is not None:
+        report.format, report.scheme, report.sentences = fmt, read_as, len(out)
+        report.other_columns = list(other_columns or [])
     return out
+
+
+@dataclass(frozen=True)
+class JsonlFields:
+    """Where a JSONL sentence keeps its words and tags (Hugging Face's export: ``tokens`` and ``ner_tags``).
+    Tags are names, or ids into ``label_names`` (the dataset's tag names in id order)."""
+
+    tokens: str = "tokens"
+    tags: str = "ner_tags"
+    label_names: tuple[str, ...] | None = None
+
+
+def _parse_jsonl(
+    lines: Sequence[str], path: Path, fields: JsonlFields, scheme: str
+) -> list[tuple[list[str], list[str], str | None]]:
+    sentences: list[tuple[list[str], list[str], str | None]] = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"not a JSON object: {exc.msg} (column {exc.colno})", path=path, line=lineno
+            ) from None
+        if not isinstance(record, dict) or fields.tokens not in record or fields.tags not in record:
+            raise DataError(
+                f'expected an object with "{fields.tokens}" and "{fields.tags}" lists (set tokens_field / '
+                "tags_field for other names)",
+                path=path,
+                line=lineno,
+            )
+        words, tags = record[fields.tokens], record[fields.tags]
+        if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags):
+            raise DataError(
+                f'"{fields.tokens}" and "{fields.tags}" must be lists of the same length',
+                path=path,
+                line=lineno,
+            )
+        if not words:
+            continue
+        if not all(isinstance(w, str) and w.strip() for w in words):
+            raise DataError(f'"{fields.tokens}" must hold non-empty strings', path=path, line=lineno)
+        names = [_tag_name(t, fields, path, lineno) for t in tags]
+        for name in names:
+            _check_tag(name, path, lineno, scheme)
+        sentences.append((list(words), names, None))
+    return sentences
+
+
+def _tag_name(tag: Any, fields: JsonlFields, path: Path, lineno: int) -> str:
+    if isinstance(tag, str):
+        return tag
+    if isinstance(tag, int) and not isinstance(tag, bool):
+        if fields.label_names is None:
+            raise DataError(
+                f'"{fields.tags}" holds ids: give label_names = [...] (the tag names in id order, as the '
+                "dataset's features list them)",
+                path=path,
+                line=lineno,
+            )
+        if not 0 <= tag < len(fields.label_names):
+            raise DataError(
+                f"tag id {tag} is outside label_names (0..{len(fields.label_names) - 1})",
+                path=path,
+                line=lineno,
+            )
+        return fields.label_names[tag]
+    raise DataError(f"a tag must be a name or an id, not {tag!r}", path=path, line=lineno)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -331,8 +518,9 @@ def discover_corpus_files(path: str | Path) -> dict[tuple[str, str], Path]:
     found = _find_flat(folder) or _find_nested(folder)
     if not found:
         raise DataError(
-            "no data files found; expected {split}-{lang}.{tsv,txt,conll}[.gz] (e.g. train-en.tsv.gz) "
-            "or {lang}/{split}.{tsv,txt,conll}[.gz], with split train/dev/test",
+            "no data files found; expected {split}-{lang}.{tsv,txt,conll,jsonl}[.gz] (e.g. train-en.tsv.gz) "
+            "or {lang}/{split}.{tsv,txt,conll,jsonl}[.gz], with split train/dev/test; or name the files "
+            "with train/dev/test keys on the source",
             path=folder,
         )
     return found
@@ -342,16 +530,14 @@ def read_corpus_folder(
     path: str | Path,
     *,
     languages: Iterable[str] | None = None,
-    format: str = "auto",
-    encoding: str = "utf-8",
-    scheme: str = "iob2",
-    tag_map: dict[str, str] | None = None,
-    drop_unmapped: bool = True,
+    reports: list[ReadReport] | None = None,
+    **options: Any,
 ) -> Corpus:
     """Read a multilingual NER folder (XTREME/WikiAnn layout or one folder per language) into a Corpus.
 
     The entity types must be identical across languages (see :func:`check_label_sets`), since the joint
-    student has a single output layer.
+    student has a single output layer. ``options`` go to ``read_tagged_file``; ``reports`` collects a
+    ``ReadReport`` per file.
     """
     folder = Path(path)
     found = discover_corpus_files(folder)
@@ -365,15 +551,10 @@ def read_corpus_folder(
     splits: dict[str, dict[str, list[Sentence]]] = {lang: {} for lang in wanted}
     for (lang, split), file in sorted(found.items()):
         if lang in splits:
-            splits[lang][split] = read_tagged_file(
-                file,
-                lang=lang,
-                format=format,
-                encoding=encoding,
-                scheme=scheme,
-                tag_map=tag_map,
-                drop_unmapped=drop_unmapped,
-            )
+            report = ReadReport(str(file))
+            splits[lang][split] = read_tagged_file(file, lang=lang, report=report, **options)
+            if reports is not None:
+                reports.append(report)
     corpus = Corpus(splits, folder.name)
     check_label_sets(corpus, path=folder)
     return corpus

@@ -8,7 +8,14 @@ from pathlib import Path
 from xtremedistil.config import LabeledSource, TransferSource
 from xtremedistil.data.augment import mention_replacement
 from xtremedistil.data.embedded import EMBEDDED_CORPORA, load_embedded
-from xtremedistil.data.readers import check_label_sets, limit_corpus, read_corpus_folder, read_tagged_file
+from xtremedistil.data.readers import (
+    JsonlFields,
+    ReadReport,
+    check_label_sets,
+    limit_corpus,
+    read_corpus_folder,
+    read_tagged_file,
+)
 from xtremedistil.data.records import Corpus, Sentence
 from xtremedistil.data.unlabeled import embedded_pool, read_text_file, sample_sentences, unlabeled_view
 from xtremedistil.errors import DataError
@@ -17,9 +24,34 @@ from xtremedistil.segment import units_of
 EMBEDDED = "embedded:"
 
 
-def load_labeled(source: LabeledSource, seed: int = 13) -> Corpus:
-    """One labeled source: ``embedded:<name>``, a corpus folder, or a single file (train split only)."""
-    if source.source.startswith(EMBEDDED):
+def load_labeled(source: LabeledSource, seed: int = 13, reports: list[ReadReport] | None = None) -> Corpus:
+    """One labeled source: ``embedded:<name>``, a corpus folder, a single file (train split only), or one
+    file per split. ``reports`` collects what each file read found (``data check``)."""
+    options = {
+        "format": source.format,
+        "encoding": source.encoding,
+        "scheme": source.scheme,
+        "strict_columns": source.strict_columns,
+        "jsonl": JsonlFields(
+            source.tokens_field, source.tags_field, tuple(source.label_names) if source.label_names else None
+        ),
+    }
+
+    def read_file(path: Path, lang: str) -> list:
+        if not path.is_file():
+            raise DataError("labeled data file not found", path=path)
+        report = ReadReport(str(path))
+        sentences = read_tagged_file(path, lang=lang, report=report, **options)
+        if reports is not None:
+            reports.append(report)
+        return sentences
+
+    if source.source is None:
+        lang = source.lang or "und"
+        files = {"train": source.train, "dev": source.dev, "test": source.test}
+        splits = {split: read_file(Path(f), lang) for split, f in files.items() if f}
+        corpus = Corpus({lang: splits}, Path(next(f for f in files.values() if f)).parent.name)
+    elif source.source.startswith(EMBEDDED):
         name = source.source.removeprefix(EMBEDDED)
         if name not in EMBEDDED_CORPORA:
             raise DataError(
@@ -31,19 +63,10 @@ def load_labeled(source: LabeledSource, seed: int = 13) -> Corpus:
     else:
         path = Path(source.source)
         if path.is_dir():
-            corpus = read_corpus_folder(
-                path,
-                languages=source.languages,
-                format=source.format,
-                encoding=source.encoding,
-                scheme=source.scheme,
-            )
+            corpus = read_corpus_folder(path, languages=source.languages, reports=reports, **options)
         elif path.is_file():
             lang = source.lang or "und"
-            sentences = read_tagged_file(
-                path, lang=lang, format=source.format, encoding=source.encoding, scheme=source.scheme
-            )
-            corpus = Corpus({lang: {"train": sentences}}, path.name)
+            corpus = Corpus({lang: {"train": read_file(path, lang)}}, path.name)
         else:
             raise DataError(
                 "labeled data not found (expected embedded:<name>, a folder or a file)", path=path
@@ -116,3 +139,39 @@ def stats_table(sources: Sequence[str] | None) -> str:
         corpus = load_labeled(LabeledSource(source=source))
         tables.append(stats_markdown(corpus_stats(corpus), title=source))
     return "\n\n".join(tables)
+
+
+def check_table(sources: Sequence[LabeledSource], seed: int = 13) -> str:
+    """``xtremedistil data check``: for each labeled source, what would be read: each file's format, tag
+    scheme (as detected or named), sentences and the lines read leniently; then the corpus's sentences,
+    words and entities per language, split and type (after the config's max_* sampling)."""
+    from xtremedistil.data.embedded import corpus_stats, stats_markdown
+
+    parts = []
+    for source in sources:
+        reports: list[ReadReport] = []
+        corpus = load_labeled(source, seed=seed, reports=reports)
+        title = source.source or ", ".join(
+            f"{k}={v}" for k, v in source.model_dump().items() if k in ("train", "dev", "test") and v
+        )
+        rows = [
+            "| file | format | scheme (read as) | sentences | lines with another column count |",
+            "|---|---|---|---:|---|",
+        ]
+        for r in reports:
+            lenient = (
+                "none"
+                if not r.other_columns
+                else (
+                    f"{len(r.other_columns)} (line{'s' if len(r.other_columns) > 1 else ''} {', '.join(map(str, r.other_columns[:5]))}"
+                    + (", ..." if len(r.other_columns) > 5 else "")
+                    + ")"
+                )
+            )
+            rows.append(f"| {r.path} | {r.format} | {r.scheme} | {r.sentences:,} | {lenient} |")
+        if not reports:
+            rows = ["(embedded corpus: read from the installed package)"]
+        parts.append(
+            f"## {title}\n\n" + "\n".join(rows) + "\n\n" + stats_markdown(corpus_stats(corpus), title=title)
+        )
+    return "\n\n".join(parts)

@@ -1,8 +1,9 @@
 """Dynamic micro-batching: texts of concurrent requests share one forward pass.
 
-Requests wait in a queue; one worker takes the oldest, then everything already queued behind it, then waits
-up to ``max_wait`` for more, until ``max_batch`` texts are gathered (a request is never split). The batch
-runs in one worker thread, so the event loop keeps accepting while the model computes, and requests that
+Requests wait in a queue; one worker takes the oldest, then, in arrival order, what is already queued behind
+it, then waits up to ``max_wait`` for more, until ``max_batch`` texts are gathered. A request is never split
+and never overtaken: one that does not fit closes the batch and leads the next. The batch runs in one
+worker thread, so the event loop keeps accepting while the model computes, and requests that
 arrive meanwhile form the next batch. With ``max_wait = 0`` the worker only takes what is already queued.
 """
 
