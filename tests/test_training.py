@@ -78,3 +78,78 @@ def test_eval_every_steps():
         records.append,
     )
     assert [r.step for r in records if isinstance(r, EvalRecord)] == [3, 6, 8]
+
+
+# --------------------------------------------------------------------------------------- checkpoint resume
+
+
+def _resumable_run(checkpoint, stop_after: int | None = None, eval_every: int = 0):
+    """A small dropout model trained 3 epochs with a warm-up schedule; ``stop_after`` steps, the generator
+    is dropped (a kill: nothing in memory survives). Returns (state, result or None, records)."""
+    from xtremedistil.training import fit
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.3), nn.Linear(8, 1))
+    data = torch.randn(40, 4, generator=torch.Generator().manual_seed(1))
+    target = data.sum(1, keepdim=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.05)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 5))
+
+    def batches(epoch):
+        order = torch.randperm(40, generator=torch.Generator().manual_seed(epoch))
+        return [order[i : i + 8] for i in range(0, 40, 8)]
+
+    def loss(idx):
+        return ((model(data[idx]) - target[idx]) ** 2).mean()
+
+    def dev():
+        return -float(((model(data) - target) ** 2).mean())
+
+    run = fit(
+        model,
+        batches,
+        loss,
+        optimizer,
+        dev,
+        epochs=3,
+        patience=5,
+        scheduler=scheduler,
+        eval_every=eval_every,
+        checkpoint=checkpoint,
+    )
+    records = []
+    while True:
+        try:
+            record = next(run)
+        except StopIteration as stop:
+            return {k: v.clone() for k, v in model.state_dict().items()}, stop.value, records
+        records.append(record)
+        if stop_after is not None and isinstance(record, StepRecord) and record.step == stop_after:
+            run.close()
+            return None, None, records
+
+
+def test_a_killed_fit_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
+    from xtremedistil.training import Checkpoint
+
+    reference, expected, _ = _resumable_run(None, eval_every=4)
+    for every, kills in ((3, [4, 8, 13]), (0, [6, 14])):  # every 3 steps; only at epoch ends (5 steps each)
+        path = tmp_path / f"every{every}.pt"
+        steps_seen = []
+        for kill in kills:
+            _, _, records = _resumable_run(Checkpoint(path, every), stop_after=kill, eval_every=4)
+            steps_seen.append([r.step for r in records if isinstance(r, StepRecord)][0])
+        state, result, records = _resumable_run(Checkpoint(path, every), eval_every=4)
+        assert result == expected
+        assert all(torch.equal(state[k], reference[k]) for k in reference)
+        assert steps_seen[0] == 1 and all(s > 1 for s in steps_seen[1:])  # later runs did not start over
+
+
+def test_a_checkpoint_written_after_the_last_epoch_resumes_to_the_result(tmp_path):
+    from xtremedistil.training import Checkpoint
+
+    path = tmp_path / "done.pt"
+    state, result, _ = _resumable_run(Checkpoint(path, 0))
+    again, result_again, records = _resumable_run(Checkpoint(path, 0))
+    assert records == [] and result_again == result
+    assert all(torch.equal(state[k], again[k]) for k in state)

@@ -108,6 +108,9 @@ class TeacherConfig(Strict):
     clip_grad_norm: float = Field(default=1.0, gt=0)
     patience: int = Field(default=2, ge=1)
     eval_every: int = Field(default=0, ge=0)  # steps between dev evaluations; 0 = once per epoch
+    # a resumable checkpoint of fine-tuning every this many steps (and at every epoch's end; 0 = only there):
+    # a killed run continues from it
+    checkpoint_every: int = Field(default=200, ge=0)
     embedding_rows: Literal["seen", "all", "frozen"] = "seen"
     bucketing: bool = True
 

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.json"
+# teacher fine-tuning's resumable state while it runs (removed once the teacher is saved)
+TEACHER_CHECKPOINT = "teacher-checkpoint.pt"
 
 
 def teacher_identity(tree: dict[str, Any]) -> dict[str, Any]:
@@ -44,13 +46,48 @@ def teacher_identity(tree: dict[str, Any]) -> dict[str, Any]:
         {**entry, "scheme": "auto"} if entry.get("scheme", "iob2") == "iob2" else entry
         for entry in data.get("labeled") or []
     ]
+    teacher = {k: v for k, v in (tree.get("teacher") or {}).items() if k != "checkpoint_every"}
     return {
         "seed": tree.get("seed"),
         "task": tree.get("task"),
         "labeled": labeled,
         "cjk": data.get("cjk"),
-        "teacher": tree.get("teacher"),
+        "teacher": teacher,
     }
+
+
+_LOCKS: dict[Path, Any] = {}  # run folders this process holds, with their open lock files
+LOCK_FILE = ".lock"
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Hold the run folder for this process (an advisory lock the OS drops when the process ends, however
+    it ends): a second process on the same folder stops with a message instead of interleaving writes."""
+    import fcntl
+    import os
+
+    run_dir = Path(run_dir)
+    key = run_dir.resolve()
+    if key in _LOCKS:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held until the process ends)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise XtremeDistilError(
+            f"this run folder is in use by {holder}; wait for it to finish (a rerun then resumes) or choose "
+            "another output_dir (--output)",
+            path=run_dir,
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    _LOCKS[key] = handle
 
 
 def prepare_run_dir(config: RunConfig) -> Path:
@@ -59,6 +96,7 @@ def prepare_run_dir(config: RunConfig) -> Path:
     is refused, so a folder never mixes two teachers."""
     run_dir = Path(config.output_dir)
     text = config_to_toml(config)
+    lock_run_dir(run_dir)
     existing = run_dir / CONFIG_FILE
     if existing.is_file():
         old = tomllib.loads(existing.read_text(encoding="utf-8"))
@@ -107,9 +145,11 @@ def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: R
             )
         )
     else:
-        teacher, history = fine_tune_teacher(config, corpus, reporter)
+        checkpoint = run_dir / TEACHER_CHECKPOINT
+        teacher, history = fine_tune_teacher(config, corpus, reporter, checkpoint)
         teacher.save(teacher_dir(run_dir))
         write_json(run_dir / "teacher_history.json", history)
+        checkpoint.unlink(missing_ok=True)
         update_metrics(run_dir, teacher_training=_without_evaluations(history))
     if teacher.labels != labels:
         raise XtremeDistilError(f"the teacher predicts {teacher.labels} but the data has labels {labels}")

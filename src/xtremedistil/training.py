@@ -10,11 +10,15 @@ import math
 import os
 import random
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from xtremedistil.io import atomic_path
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,43 @@ class _Selection:
         return EvalRecord(epoch, step, value, self.sign * self.best, improved, train_loss)
 
 
+@dataclass
+class Checkpoint:
+    """Crash-safe resume of ``fit``: the whole training state (weights, optimiser, scheduler, the best
+    weights so far, RNG states, the position in the epoch's batch order, ``extra()`` of the caller) written
+    atomically to ``path`` every ``every`` optimiser steps (0: only) and at the end of every epoch. A killed
+    run that calls ``fit`` again with the same checkpoint continues where the last one was written; on CPU
+    it ends with the same weights as an uninterrupted run."""
+
+    path: Path
+    every: int = 0
+    extra: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    resumed: dict[str, Any] | None = None  # the caller's ``extra`` as saved, once ``fit`` resumed from it
+
+    def load(self) -> dict[str, Any] | None:
+        if not Path(self.path).is_file():
+            return None
+        return torch.load(self.path, map_location="cpu", weights_only=False)
+
+    def save(self, state: dict[str, Any]) -> None:
+        state = {**state, "extra": self.extra(), "rng": _rng_states()}
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+
+    def remove(self) -> None:
+        Path(self.path).unlink(missing_ok=True)
+
+
+def _rng_states() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _restore_rng(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+
+
 def fit(
     model: nn.Module,
     batches: Callable[[int], Iterable[object]],
@@ -101,19 +142,58 @@ def fit(
     clip_grad_norm: float | None = None,
     higher_is_better: bool = True,
     evaluate_start: bool = False,
+    checkpoint: Checkpoint | None = None,
 ) -> Generator[StepRecord | EvalRecord, None, FitResult]:
     """Train up to ``epochs`` over ``batches(epoch)``; evaluate every ``eval_every`` steps (0 = each epoch);
     stop after ``patience`` evaluations without improvement; restore the best trainable weights.
 
-    ``evaluate_start`` makes the starting weights a candidate too, so a step that only hurts is undone."""
+    ``evaluate_start`` makes the starting weights a candidate too, so a step that only hurts is undone.
+    ``checkpoint`` makes the run resumable after a crash (``batches(epoch)`` must give the same batches in
+    the same order on every call, as seeded shuffling does)."""
     selection = _Selection(model, evaluate, higher_is_better)
-    if evaluate_start:
-        yield selection(0, 0, math.nan)
     params = [p for p in model.parameters() if p.requires_grad]
-    step, running, count, epoch, stopped = 0, 0.0, 0, 0, False
-    for epoch in range(1, epochs + 1):
+    step, running, count, first_epoch, skip, stopped = 0, 0.0, 0, 1, 0, False
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        selection.best, selection.best_step, selection.bad = saved["best"], saved["best_step"], saved["bad"]
+        selection.state = saved["best_state"]
+        step, running, count = saved["step"], saved["running"], saved["count"]
+        first_epoch, skip, stopped = saved["epoch"], saved["skip"], saved["stopped"]
+        _restore_rng(saved["rng"])
+        checkpoint.resumed = saved["extra"]  # type: ignore[union-attr]
+    elif evaluate_start:
+        yield selection(0, 0, math.nan)
+
+    def save(epoch: int, skip: int) -> None:
+        if checkpoint is not None:
+            checkpoint.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "best": selection.best,
+                    "best_step": selection.best_step,
+                    "bad": selection.bad,
+                    "best_state": selection.state,
+                    "step": step,
+                    "running": running,
+                    "count": count,
+                    "epoch": epoch,
+                    "skip": skip,
+                    "stopped": stopped,
+                }
+            )
+
+    epoch = max(first_epoch - 1, 1)  # a run resumed after its last epoch reports that epoch
+    for epoch in range(first_epoch, epochs + 1) if not stopped else ():
         model.train()
-        for batch in batches(epoch):
+        for index, batch in enumerate(batches(epoch)):
+            if epoch == first_epoch and index < skip:
+                continue  # done before the checkpoint this run resumed from
             loss = loss_fn(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -131,11 +211,14 @@ def fit(
                 stopped = selection.bad >= patience
                 if stopped:
                     break
+            if checkpoint is not None and checkpoint.every and step % checkpoint.every == 0:
+                save(epoch, index + 1)
         last_epoch = epoch == epochs
         if not stopped and count and (not eval_every or last_epoch):
             yield selection(epoch, step, running / count)
             running, count = 0.0, 0
             stopped = selection.bad >= patience and not last_epoch
+        save(epoch + 1, 0)
         if stopped:
             break
     model.load_state_dict(selection.state, strict=False)

@@ -21,7 +21,7 @@ from xtremedistil.segment import model_segmenter, segmentation, straddled_pieces
 from xtremedistil.tasks.ner import NerTask
 from xtremedistil.teacher.model import Teacher, new_teacher
 from xtremedistil.teacher.registry import resolve_teacher
-from xtremedistil.training import EvalRecord, StepRecord, drain, fit
+from xtremedistil.training import Checkpoint, EvalRecord, StepRecord, drain, fit
 
 
 def parameter_groups(
@@ -76,11 +76,13 @@ def position_limit(teacher: Teacher) -> int:
 
 
 def fine_tune_teacher(
-    config: RunConfig, corpus: Corpus, reporter: Reporter | None = None
+    config: RunConfig, corpus: Corpus, reporter: Reporter | None = None, checkpoint: Path | None = None
 ) -> tuple[Teacher, dict[str, Any]]:
     """Fine-tune the configured pretrained encoder on the joint train split of all languages.
 
     Returns the teacher with its best-on-dev weights and a history record (steps, dev F1 per evaluation).
+    With ``checkpoint`` (a file path), the training state is saved there every ``teacher.checkpoint_every``
+    steps and at every epoch's end, and a run that finds it continues from it.
     """
     reporter = reporter or SilentReporter()
     tc = config.teacher
@@ -131,6 +133,15 @@ def fine_tune_teacher(
         "encoding": {"train": vars(train_stats), "dev": vars(dev_set.stats)},
     }
     start = time.perf_counter()
+    saver = (
+        Checkpoint(
+            checkpoint,
+            tc.checkpoint_every,
+            lambda: {"evaluations": history["evaluations"], "seconds": time.perf_counter() - start},
+        )
+        if checkpoint is not None
+        else None
+    )
     run = fit(
         teacher,
         batches,
@@ -142,12 +153,21 @@ def fine_tune_teacher(
         scheduler=scheduler,
         eval_every=tc.eval_every,
         clip_grad_norm=tc.clip_grad_norm,
+        checkpoint=saver,
     )
+    done = 0
     with reporter.bar("fine-tune teacher", total=total) as advance:
 
         def on_record(record: StepRecord | EvalRecord) -> None:
+            nonlocal done, start
+            if saver is not None and saver.resumed is not None:  # the first record after a resume
+                resumed, saver.resumed = saver.resumed, None
+                history["evaluations"][:0] = resumed["evaluations"]
+                start -= resumed["seconds"]
+                reporter.info(f"  resumed from the checkpoint at step {record.step - 1} ({checkpoint})")
             if isinstance(record, StepRecord):
-                advance(1, epoch=record.epoch, loss=record.loss)
+                advance(record.step - done, epoch=record.epoch, loss=record.loss)
+                done = record.step
             else:
                 history["evaluations"].append(vars(record))
                 reporter.info(
