@@ -161,6 +161,8 @@ class DistilSection(Strict):
     patience: int = Field(default=2, ge=1)
     select_on: Literal["objective", "f1"] = "objective"
     eval_every: int = Field(default=0, ge=0)
+    # a resumable checkpoint inside a stage every this many steps (and at every epoch's end; 0 = only there)
+    checkpoint_every: int = Field(default=500, ge=0)
     seed: int | None = None  # the student's seed; None = the top-level seed
 
 

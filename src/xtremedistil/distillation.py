@@ -7,6 +7,7 @@ evaluation per language, size and speed -> report.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,7 @@ def stage_settings(config: RunConfig) -> StageSettings:
         logit_positions=d.logit_positions,
         eval_every=d.eval_every,
         seed=student_seed(config),
+        checkpoint_every=d.checkpoint_every,
     )
 
 
@@ -276,6 +278,7 @@ def student_fingerprint(config: RunConfig, transfer_windows: int, layer: int) ->
     import json
 
     tree = config.model_dump(include={"seed", "student", "distil", "data"})
+    del tree["distil"]["checkpoint_every"]  # when to checkpoint changes nothing a stage computes
     tree["distil"]["layer"] = layer  # resolved: the middle-layer default and an explicit 6 are one run
     tree["scheme"] = config.evaluation.scheme
     tree["decoding"] = DEFAULT_DECODING  # the stages' dev F1 reads its tags through it
@@ -291,16 +294,19 @@ def run_schedule(
     state_dir: Path,
     reporter: Reporter,
 ) -> list[dict[str, Any]]:
-    """Run the stages in order; after each, the student weights and summaries are saved, so a killed run
-    resumes after the last finished stage."""
+    """Run the stages in order; after each, the student weights and the stage records are saved in one
+    file (the records in its metadata: a kill between two writes cannot pair one stage's weights with
+    another's records), so a killed run resumes after the last finished stage; inside a stage, from its
+    checkpoint. ``stages.json`` repeats the records for reading."""
     summaries_path, weights_path = state_dir / "stages.json", state_dir / "student.safetensors"
+    checkpoint = state_dir / "stage-checkpoint.pt"
     names = [s.name for s in stages]
     transfer = stage_pools["transfer"]
     fingerprint = student_fingerprint(config, len(transfer), int(transfer.cache.manifest["layer"]))
     summaries: list[dict[str, Any]] = []
     start_f1 = None
-    if summaries_path.is_file() and weights_path.is_file():
-        saved = read_json(summaries_path)
+    if weights_path.is_file():
+        saved = _stage_records(weights_path, summaries_path)
         if saved.get("stages") == names and saved.get("fingerprint") == fingerprint:
             summaries, start_f1 = saved["summaries"], saved.get("start_dev_mean_f1")
             student.load_state_dict(load_file(str(weights_path)))
@@ -312,22 +318,42 @@ def run_schedule(
     if not summaries:
         start_f1 = dev.f1(student)["mean_f1"]
         reporter.info(f"  student before training: dev mean F1 {start_f1:.2f}")
+    state_dir.mkdir(parents=True, exist_ok=True)
     for stage in stages[len(summaries) :]:
-        summary = run_stage(student, stage, stage_pools, dev, settings, reporter)
-        summaries.append(summary)
-        state_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(weights_path) as tmp:
-            save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(tmp))
-        write_json(
-            summaries_path,
-            {
-                "stages": names,
-                "fingerprint": fingerprint,
-                "summaries": summaries,
-                "start_dev_mean_f1": start_f1,
-            },
+        key = f"{fingerprint}:{len(summaries)}:{stage.name}"
+        summary = run_stage(
+            student, stage, stage_pools, dev, settings, reporter, checkpoint=checkpoint, key=key
         )
+        summaries.append(summary)
+        record = {
+            "stages": names,
+            "fingerprint": fingerprint,
+            "summaries": summaries,
+            "start_dev_mean_f1": start_f1,
+        }
+        with atomic_path(weights_path) as tmp:
+            save_file(
+                {k: v.contiguous() for k, v in student.state_dict().items()},
+                str(tmp),
+                metadata={STAGE_RECORDS: json.dumps(record)},
+            )
+        write_json(summaries_path, record)
+        checkpoint.unlink(missing_ok=True)
     return summaries
+
+
+STAGE_RECORDS = "xtremedistil.stages"
+
+
+def _stage_records(weights_path: Path, summaries_path: Path) -> dict[str, Any]:
+    """The stage records saved with the weights (folders written before: ``stages.json``)."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights_path), "pt") as handle:
+        metadata = handle.metadata() or {}
+    if STAGE_RECORDS in metadata:
+        return json.loads(metadata[STAGE_RECORDS])
+    return read_json(summaries_path) if summaries_path.is_file() else {}
 
 
 def evaluate_split(

@@ -102,15 +102,17 @@ class Checkpoint:
     path: Path
     every: int = 0
     extra: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    key: str = ""  # what the checkpoint belongs to (a stage); one written for another key is not read
     resumed: dict[str, Any] | None = None  # the caller's ``extra`` as saved, once ``fit`` resumed from it
 
     def load(self) -> dict[str, Any] | None:
         if not Path(self.path).is_file():
             return None
-        return torch.load(self.path, map_location="cpu", weights_only=False)
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        return state if state.get("key", "") == self.key else None
 
     def save(self, state: dict[str, Any]) -> None:
-        state = {**state, "extra": self.extra(), "rng": _rng_states()}
+        state = {**state, "extra": self.extra(), "rng": _rng_states(), "key": self.key}
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +23,7 @@ from xtremedistil.student.model import BiLSTMStudent
 from xtremedistil.student.schedule import Stage
 from xtremedistil.tasks.base import Batch, Encoded
 from xtremedistil.tasks.ner import NerTask
-from xtremedistil.training import EvalRecord, StepRecord, drain, fit
+from xtremedistil.training import Checkpoint, EvalRecord, StepRecord, drain, fit, seed_everything
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class StageSettings:
     logit_positions: str = "word-start"
     eval_every: int = 0
     seed: int = 13
+    checkpoint_every: int = 500
 
 
 def stage_loss(
@@ -135,10 +138,17 @@ def run_stage(
     settings: StageSettings,
     reporter: Reporter | None = None,
     on_record: Callable[[StepRecord | EvalRecord], None] | None = None,
+    checkpoint: Path | None = None,
+    key: str = "",
 ) -> dict[str, Any]:
     """Train the layer groups of ``stage`` on its data and objective; early stopping and model selection on
-    the dev value of the same objective (or dev F1); the best weights are kept. Returns a summary record."""
+    the dev value of the same objective (or dev F1); the best weights are kept. Returns a summary record.
+    With ``checkpoint``, the stage is resumable from inside (a checkpoint written for another ``key``, an
+    earlier stage's, is not read)."""
     reporter = reporter or SilentReporter()
+    # each stage draws its dropout masks from its own seed, not from whatever ran before it in this process:
+    # a run resumed before this stage trains it as an uninterrupted run does
+    seed_everything(settings.seed + zlib.crc32(stage.name.encode()) % 100_000)
     pool = pools[stage.data]
     student.set_trainable(stage.trainable)
     params = [p for p in student.parameters() if p.requires_grad]
@@ -168,11 +178,29 @@ def run_stage(
 
     start = time.perf_counter()
     evaluations: list[dict[str, Any]] = []
+    saver = (
+        Checkpoint(
+            checkpoint,
+            settings.checkpoint_every,
+            lambda: {"evaluations": evaluations, "seconds": time.perf_counter() - start},
+            key=key,
+        )
+        if checkpoint is not None
+        else None
+    )
+    done = 0
     with reporter.bar(f"stage {stage.name}", total=steps_per_epoch * stage.epochs) as advance:
 
         def record(r: StepRecord | EvalRecord) -> None:
+            nonlocal done, start
+            if saver is not None and saver.resumed is not None:  # the first record after a resume
+                resumed, saver.resumed = saver.resumed, None
+                evaluations[:0] = resumed["evaluations"]
+                start -= resumed["seconds"]
+                reporter.info(f"  {stage.name}: resumed from the checkpoint at step {r.step - 1}")
             if isinstance(r, StepRecord):
-                advance(1, epoch=r.epoch, loss=r.loss)
+                advance(r.step - done, epoch=r.epoch, loss=r.loss)
+                done = r.step
             else:
                 evaluations.append(vars(r))
             if on_record is not None:
@@ -191,6 +219,7 @@ def run_stage(
                 eval_every=settings.eval_every,
                 higher_is_better=by_f1,
                 evaluate_start=True,
+                checkpoint=saver,
             ),
             record,
         )
