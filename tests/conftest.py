@@ -59,7 +59,10 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, hidden-32 random BERT with the tiny tokenizer, saved as a local HF folder."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def build_tiny_bert(folder: Path) -> Path:
     tokenizer = build_tiny_tokenizer()
     torch.manual_seed(0)
     config = BertConfig(

@@ -50,7 +50,9 @@ def phase(run: Path) -> str:
     if stages.is_file():
         record = json.loads(stages.read_text())
         done, total = len(record["summaries"]), len(record["stages"])
-        inside = " (inside, from its checkpoint)" if (run / "stages" / "stage-checkpoint.pt").is_file() else ""
+        inside = (
+            " (inside, from its checkpoint)" if (run / "stages" / "stage-checkpoint.pt").is_file() else ""
+        )
         return f"stage {done + 1} of {total}{inside}" if done < total else "evaluation and report"
     if (run / "stages" / "stage-checkpoint.pt").is_file():
         return "stage 1 (inside, from its checkpoint)"

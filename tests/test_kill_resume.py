@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from tests.kill_harness import harness
 from tests.test_distil_e2e import write_toy_config
 
