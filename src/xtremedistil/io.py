@@ -46,5 +46,15 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
+    """A JSON file; a damaged one (a partial copy, a hand edit) is a clear error naming the file and line."""
+    from xtremedistil.errors import XtremeDistilError
+
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        try:
+            return json.load(handle)
+        except json.JSONDecodeError as exc:
+            raise XtremeDistilError(
+                f"not valid JSON ({exc.msg}, column {exc.colno})", path=path, line=exc.lineno
+            ) from None
+        except UnicodeDecodeError:
+            raise XtremeDistilError("not valid JSON (not UTF-8 text)", path=path) from None

@@ -68,10 +68,31 @@ def load_student_model(path: str | Path) -> tuple[BiLSTMStudent, dict[str, Any]]
     if not (path / META).is_file():
         raise XtremeDistilError(f"not a saved student folder (no {META})", path=path)
     meta = read_json(path / META)
-    student = BiLSTMStudent(
-        StudentConfig(**meta["config"]), np.asarray(read_json(path / VOCAB), dtype=np.int64)
-    )
-    missing, unexpected = student.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
+    try:
+        student = BiLSTMStudent(
+            StudentConfig(**meta["config"]), np.asarray(read_json(path / VOCAB), dtype=np.int64)
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise XtremeDistilError(
+            f"{META} and {VOCAB} do not describe one student ({exc}); the folder is damaged or mixed up",
+            path=path,
+        ) from None
+    if not (path / WEIGHTS).is_file():
+        raise XtremeDistilError(f"no {WEIGHTS}: the folder is incomplete", path=path)
+    try:
+        weights = load_file(str(path / WEIGHTS))
+    except Exception as exc:  # safetensors raises its own error type for a damaged header
+        raise XtremeDistilError(
+            f"cannot read {WEIGHTS} ({str(exc).splitlines()[0]}): the file is damaged or incomplete",
+            path=path,
+        ) from None
+    try:
+        missing, unexpected = student.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:  # shapes that differ from the config
+        raise XtremeDistilError(
+            f"{WEIGHTS} does not fit {META}/{VOCAB} ({str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else exc})",
+            path=path,
+        ) from None
     if unexpected or set(missing) - {"id_map"}:
         raise XtremeDistilError(
             f"weights do not match the config (missing {missing}, unexpected {unexpected})", path=path

@@ -35,7 +35,15 @@ def load_tokenizer(path: str | Path) -> Any:
     """The fast tokenizer of a model folder, set up to tokenize words one by one the way it tokenizes them
     inside text: byte-level BPE tokenizers (RoBERTa, GPT-2 style) need ``add_prefix_space`` for that, or a
     word read on its own loses the space marker that every mid-sentence word has."""
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise XtremeDistilError(
+            f"cannot load a tokenizer from here ({reason}); a model or student folder holds its tokenizer "
+            "files (tokenizer.json, tokenizer_config.json)",
+            path=path,
+        ) from None
     if not getattr(tokenizer, "is_fast", False):
         raise XtremeDistilError(
             f"the model's tokenizer ({type(tokenizer).__name__}) is not a fast (Rust) tokenizer: xtremedistil "
