@@ -31,7 +31,7 @@ class LabeledSource(Strict):
     test: str | None = None
     languages: list[str] | None = None
     lang: str | None = None
-    format: Literal["auto", "conll", "tsv", "wikiann", "jsonl"] = "auto"
+    format: Literal["auto", "conll", "tsv", "wikiann", "jsonl", "hf"] = "auto"  # hf: a Hugging Face dataset
     encoding: str = "utf-8"
     # auto: IOBES/BILOU if their prefixes occur, IOB1 if most entities start with I-, else IOB2 (kept as is)
     scheme: Literal["auto", "iob2", "iob1", "iobes", "bilou"] = "auto"

@@ -382,7 +382,6 @@ def read_tagged_file(
         parsed = _parse_sentences(lines, fmt, path, scheme, other_columns)
     if not parsed:
         raise DataError("file is empty (no token lines)", path=path)
-    read_as = detect_scheme(tags for _, tags, _ in parsed) if scheme == "auto" else scheme
     if other_columns:
         first = ", ".join(map(str, other_columns[:5]))
         log.warning(
@@ -392,6 +391,22 @@ def read_tagged_file(
             len(other_columns),
             first,
         )
+    out, read_as = to_sentences(parsed, lang, scheme, tag_map, drop_unmapped)
+    if report is not None:
+        report.format, report.scheme, report.sentences = fmt, read_as, len(out)
+        report.other_columns = list(other_columns or [])
+    return out
+
+
+def to_sentences(
+    parsed: Sequence[tuple[list[str], list[str], str | None]],
+    lang: str = "und",
+    scheme: str = "auto",
+    tag_map: dict[str, str] | None = None,
+    drop_unmapped: bool = True,
+) -> tuple[list[Sentence], str]:
+    """(words, tags, language or None) records as IOB2 sentences; returns them and the scheme read."""
+    read_as = detect_scheme(tags for _, tags, _ in parsed) if scheme == "auto" else scheme
     out: list[Sentence] = []
     for words, tags, prefix_lang in parsed:
         tags = to_iob2(tags, read_as)
@@ -399,10 +414,7 @@ def read_tagged_file(
             tags = map_tags(tags, tag_map, drop_unmapped=drop_unmapped)
         sent_lang = prefix_lang if (lang == "und" and prefix_lang) else lang
         out.append(Sentence(tuple(words), tuple(tags), sent_lang))
-    if report is not None:
-        report.format, report.scheme, report.sentences = fmt, read_as, len(out)
-        report.other_columns = list(other_columns or [])
-    return out
+    return out, read_as
 
 
 @dataclass(frozen=True)
@@ -418,16 +430,27 @@ class JsonlFields:
 def _parse_jsonl(
     lines: Sequence[str], path: Path, fields: JsonlFields, scheme: str
 ) -> list[tuple[list[str], list[str], str | None]]:
+    def records():
+        for lineno, line in enumerate(lines, start=1):
+            if line.strip():
+                try:
+                    yield lineno, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(
+                        f"not a JSON object: {exc.msg} (column {exc.colno})", path=path, line=lineno
+                    ) from None
+
+    return parse_records(records(), path, fields, scheme)
+
+
+def parse_records(
+    records: Iterable[tuple[int, Any]], path: Path, fields: JsonlFields, scheme: str
+) -> list[tuple[list[str], list[str], str | None]]:
+    """Sentences from ``(number, record)`` pairs, each record a mapping with ``fields.tokens`` and
+    ``fields.tags`` (JSONL lines, rows of a Hugging Face dataset); errors name the record's number as the
+    line."""
     sentences: list[tuple[list[str], list[str], str | None]] = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"not a JSON object: {exc.msg} (column {exc.colno})", path=path, line=lineno
-            ) from None
+    for lineno, record in records:
         if not isinstance(record, dict) or fields.tokens not in record or fields.tags not in record:
             raise DataError(
                 f'expected an object with "{fields.tokens}" and "{fields.tags}" lists (set tokens_field / '

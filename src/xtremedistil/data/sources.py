@@ -8,6 +8,7 @@ from pathlib import Path
 from xtremedistil.config import LabeledSource, TransferSource
 from xtremedistil.data.augment import mention_replacement
 from xtremedistil.data.embedded import EMBEDDED_CORPORA, load_embedded
+from xtremedistil.data.hf import HF_FILES, is_hf_dataset, read_hf_dataset
 from xtremedistil.data.readers import (
     JsonlFields,
     ReadReport,
@@ -28,7 +29,7 @@ def load_labeled(source: LabeledSource, seed: int = 13, reports: list[ReadReport
     """One labeled source: ``embedded:<name>``, a corpus folder, a single file (train split only), or one
     file per split. ``reports`` collects what each file read found (``data check``)."""
     options = {
-        "format": source.format,
+        "format": "auto" if source.format == "hf" else source.format,
         "encoding": source.encoding,
         "scheme": source.scheme,
         "strict_columns": source.strict_columns,
@@ -40,6 +41,11 @@ def load_labeled(source: LabeledSource, seed: int = 13, reports: list[ReadReport
     def read_file(path: Path, lang: str) -> list:
         if not path.is_file():
             raise DataError("labeled data file not found", path=path)
+        if source.format == "hf" or path.suffix in HF_FILES:
+            splits = read_hf_dataset(
+                path, lang=lang, scheme=source.scheme, fields=options["jsonl"], reports=reports
+            )
+            return [s for sentences in splits.values() for s in sentences]
         report = ReadReport(str(path))
         sentences = read_tagged_file(path, lang=lang, report=report, **options)
         if reports is not None:
@@ -62,7 +68,13 @@ def load_labeled(source: LabeledSource, seed: int = 13, reports: list[ReadReport
             corpus = Corpus({k: v for k, v in corpus.splits.items() if k in source.languages}, corpus.name)
     else:
         path = Path(source.source)
-        if path.is_dir():
+        if path.is_dir() and (source.format == "hf" or is_hf_dataset(path)):
+            lang = source.lang or "und"
+            splits = read_hf_dataset(
+                path, lang=lang, scheme=source.scheme, fields=options["jsonl"], reports=reports
+            )
+            corpus = Corpus({lang: splits}, path.name)
+        elif path.is_dir():
             corpus = read_corpus_folder(path, languages=source.languages, reports=reports, **options)
         elif path.is_file():
             lang = source.lang or "und"
