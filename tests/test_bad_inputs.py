@@ -210,3 +210,23 @@ def test_odd_predict_inputs_are_handled(capsys, student, text):
     assert line["text"] == text
     for entity in line["entities"]:  # offsets always index the input
         assert text[entity["start"] : entity["end"]] == entity["text"]
+
+
+# --------------------------------------------------------------------------- a full disk while writing
+
+
+def test_a_full_disk_while_writing_leaves_no_half_file(tmp_path, capsys, student, monkeypatch):
+    import errno
+    import os
+
+    folder = tmp_path / "student"
+    shutil.copytree(student, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(os, "replace", full)  # every atomic write fails at its rename
+    fails(capsys, ["export", str(folder)], "No space left on device", "the disk is full")
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert after == before  # nothing new, nothing half-written, nothing changed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -449,6 +450,14 @@ def _hoist_global_flags(argv: list[str]) -> list[str]:
     return flags + [a for a in argv[:end] if a not in GLOBAL_FLAGS] + argv[end:]
 
 
+OS_HINTS = {
+    errno.ENOSPC: " (the disk is full: files being written were not put in place, finished ones are intact; "
+    "free space and rerun to resume)",
+    errno.EACCES: " (no permission: choose another output folder with --output)",
+    errno.EROFS: " (a read-only file system: choose another output folder with --output)",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one line and exit 2, usage errors print the usage and exit 2, an
     interrupt prints "interrupted" and exits 130; tracebacks only with --debug."""
@@ -469,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        hint = OS_HINTS.get(exc.errno or 0, "")
+        err_console.print(f"[bold red]error:[/] {exc}{hint}", highlight=False, soft_wrap=True)
         return 2
     if code == INTERRUPTED:  # typer turns Ctrl-C into a silent exit code 130
         err_console.print("interrupted: finished steps are saved; rerun the same command to resume")
