@@ -59,8 +59,11 @@ def main() -> None:
         "Each run's dev windows (length-bucketed, the run's `[speed]` batch size, warm-up, medians), all five "
         "variants in one process with the same threads; dev F1 of each variant; ratios against the teacher's "
         "PyTorch fp32 and its own ONNX Runtime int8. Targets are issue 12's, set for the WikiAnn `xs` student "
-        "of `configs/wikiann.toml`; a run's `output_dir` says which config made it (`runs/wikiann-small` is "
-        "`configs/wikiann-small.toml`: 8 languages, not the full run).\n",
+        "of `configs/wikiann.toml`; a run's `output_dir` says which config made it. The ratios depend on the "
+        "CPU: the teacher's PyTorch runs its large matrix products close to the CPU's peak, while the "
+        "student's time goes to the LSTM recurrence, one small product per word and direction "
+        '(`benchmarks/onnx_profile.py`, "Where the student\'s ONNX time goes", for the breakdown and the '
+        "alternatives measured).\n",
         *tables,
     ]
     write_section("deploy", "\n".join(body))

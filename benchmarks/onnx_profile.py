@@ -132,6 +132,11 @@ def packed_export(student, folder: Path) -> tuple[Path, Path, float]:
     return fp32, quantize_int8(fp32, folder / "packed.int8.onnx"), float(np.abs(out - reference)[real].max())
 
 
+def matmul_only_int8(fp32: Path, folder: Path) -> Path:
+    """int8 for the matrix products outside the LSTMs only; the LSTM nodes stay fp32."""
+    return quantize_int8(fp32, folder / f"{fp32.stem}.matmul-int8.onnx", op_types=["MatMul", "Gather"])
+
+
 def profile_run(run: Path) -> dict:
     folder = student_folder(run)
     files = json.loads((folder / MANIFEST).read_text())["files"]
@@ -139,6 +144,8 @@ def profile_run(run: Path) -> dict:
     batches, windows, student = dev_batches(run)
     with tempfile.TemporaryDirectory() as tmp:
         packed32, packed8, difference = packed_export(student, Path(tmp))
+        matmul8 = matmul_only_int8(fp32, Path(tmp))
+        packed_matmul8 = matmul_only_int8(packed32, Path(tmp))
         sessions = {
             "fp32, 2 threads": make_session(fp32, 2),
             "fp32, 1 thread": make_session(fp32, 1),
@@ -148,6 +155,8 @@ def profile_run(run: Path) -> dict:
             "int8, 1 thread": make_session(int8, 1),
             "int8, 2 parallel inter-op threads": make_session(int8, 1, 2),
             "int8, one packed bidirectional LSTM": make_session(packed8, 2),
+            "int8, LSTMs left in fp32": make_session(matmul8, 2),
+            "int8, LSTMs left in fp32, one packed bidirectional LSTM": make_session(packed_matmul8, 2),
         }
         speeds = throughputs(sessions, batches, windows)
     return {

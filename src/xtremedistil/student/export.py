@@ -101,8 +101,9 @@ def onnx_export(
     return path
 
 
-def quantize_int8(fp32: Path, path: Path) -> Path:
-    """onnxruntime's dynamic int8 quantisation (weights int8, activations quantised on the fly)."""
+def quantize_int8(fp32: Path, path: Path, op_types: list[str] | None = None) -> Path:
+    """onnxruntime's dynamic int8 quantisation (weights int8, activations quantised on the fly); ``op_types``
+    limits it to those operators (default: every one onnxruntime can quantise)."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -112,7 +113,7 @@ def quantize_int8(fp32: Path, path: Path) -> Path:
     root.setLevel(logging.ERROR)  # its advice on static-quantisation pre-processing does not apply here
     try:
         with atomic_path(path) as tmp:
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=op_types)
     finally:
         root.setLevel(level)
     return path
