@@ -1,5 +1,5 @@
-"""Kill a `distil` run with SIGKILL at seeded random moments, resume it each time, and compare the end with an
-uninterrupted run: the same student weights and the same F1, whatever was killed where.
+"""Kill a `distil` run with SIGKILL at seeded points of its progress, resume it each time, and compare the end
+with an uninterrupted run: the same student weights and the same F1, whatever was killed where.
 
 Used by tests/test_kill_resume.py (a few kills, in `make test`) and benchmarks/kill_resume.py (many kills,
 its result in docs/RESULTS.md)."""
@@ -21,23 +21,46 @@ from safetensors.torch import load_file
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def distil(config: Path, output: Path, log: Path, timeout: float | None = None) -> tuple[int | None, float]:
-    """Run `xtremedistil distil` in a child process; SIGKILL it after ``timeout`` seconds. Returns (exit code,
-    or None when killed; seconds)."""
+def _state(run: Path) -> frozenset:
+    """Every file of the run folder with its size and modification time: it changes when the run makes
+    durable progress (a checkpoint, a cache shard, a finished stage, a report)."""
+    if not run.is_dir():
+        return frozenset()
+    out = set()
+    for path in run.rglob("*"):
+        try:
+            if path.is_file() and not path.name.startswith("."):
+                st = path.stat()
+                out.add((str(path), st.st_size, st.st_mtime_ns))
+        except FileNotFoundError:  # renamed away while we looked
+            pass
+    return frozenset(out)
+
+
+def distil(
+    config: Path, output: Path, log: Path, kill_after: int | None = None
+) -> tuple[int | None, float, int]:
+    """Run `xtremedistil distil` in a child process, watching its run folder; with ``kill_after``, SIGKILL
+    it once the folder has changed that many times (each change is durable progress: kills land on work,
+    not on start-up). Returns (exit code, or None when killed; seconds; changes seen)."""
     start = time.monotonic()
+    changes, last = 0, _state(output)
     with open(log, "a", encoding="utf-8") as handle:
         child = subprocess.Popen(
             [sys.executable, "-m", "xtremedistil.cli", "distil", str(config), "--output", str(output)],
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
-        try:
-            code = child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-            code = None
-    return code, time.monotonic() - start
+        while child.poll() is None:
+            now = _state(output)
+            if now != last:
+                changes, last = changes + 1, now
+                if kill_after is not None and changes >= kill_after:
+                    child.send_signal(signal.SIGKILL)
+                    child.wait()
+                    return None, time.monotonic() - start, changes
+            time.sleep(0.005)
+    return child.returncode, time.monotonic() - start, changes
 
 
 def phase(run: Path) -> str:
@@ -85,26 +108,29 @@ def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def harness(config: Path, work: Path, kills: int, seed: int = 0) -> dict[str, Any]:
-    """The uninterrupted run, then ``kills`` SIGKILLs at seeded moments over its duration, each followed by
-    a resume, then the run to its end; returns what happened and whether the ends are equal."""
+    """The uninterrupted run (counting how often its folder changes), then ``kills`` runs each SIGKILLed
+    after a seeded number of folder changes (about an equal share of the whole each) and resumed by the
+    next, so the kills move through every phase; then the run to its end. Returns what happened and
+    whether the ends are equal."""
     reference, killed = work / "reference", work / "killed"
-    code, full = distil(config, reference, work / "reference.log")
+    code, full, total = distil(config, reference, work / "reference.log")
     if code != 0:
         raise RuntimeError(f"the uninterrupted run failed; see {work / 'reference.log'}")
     rng = random.Random(seed)
     points = []
     for _ in range(kills):
-        moment = rng.uniform(0.5, full)
-        code, seconds = distil(config, killed, work / "killed.log", timeout=moment)
-        points.append({"after_seconds": round(seconds, 2), "killed": code is None, "phase": phase(killed)})
+        after = max(1, round(total / kills * rng.uniform(0.5, 1.5)))
+        code, seconds, _ = distil(config, killed, work / "killed.log", kill_after=after)
+        points.append({"after_changes": after, "killed": code is None, "phase": phase(killed)})
         if code not in (None, 0):
             raise RuntimeError(f"a resumed run failed with exit code {code}; see {work / 'killed.log'}")
-    code, _ = distil(config, killed, work / "killed.log")
+    code, _, _ = distil(config, killed, work / "killed.log")
     if code != 0:
         raise RuntimeError(f"the final resume failed with exit code {code}; see {work / 'killed.log'}")
     expected, got = outcome(reference), outcome(killed)
     return {
         "uninterrupted_seconds": round(full, 2),
+        "folder_changes": total,
         "points": points,
         "phases": sorted({p["phase"] for p in points if p["killed"]}),
         "identical": same(expected, got),
