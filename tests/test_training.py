@@ -149,7 +149,12 @@ def test_a_checkpoint_written_after_the_last_epoch_resumes_to_the_result(tmp_pat
     from xtremedistil.training import Checkpoint
 
     path = tmp_path / "done.pt"
-    state, result, _ = _resumable_run(Checkpoint(path, 0))
-    again, result_again, records = _resumable_run(Checkpoint(path, 0))
+    state, result, _ = _resumable_run(Checkpoint(path, 0, extra=lambda: {"history": [1, 2]}))
+    seen = []
+    resumed = Checkpoint(path, 0, on_resume=lambda extra, step: seen.append((extra, step)))
+    again, result_again, records = _resumable_run(resumed)
     assert records == [] and result_again == result
+    assert seen == [
+        ({"history": [1, 2]}, result.steps)
+    ]  # the caller's state comes back with nothing left to do
     assert all(torch.equal(state[k], again[k]) for k in state)

@@ -339,6 +339,9 @@ def run_schedule(
             )
         write_json(summaries_path, record)
         checkpoint.unlink(missing_ok=True)
+    checkpoint.unlink(missing_ok=True)  # left by a kill after the last stage was saved
+    if summaries and weights_path.is_file() and not summaries_path.is_file():  # killed between the writes
+        write_json(summaries_path, _stage_records(weights_path, summaries_path))
     return summaries
 
 
@@ -450,7 +453,9 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
         run_dir,
         student=student_results,
         stages=summaries,
-        student_start_dev_mean_f1=read_json(run_dir / STAGES_DIR / "stages.json").get("start_dev_mean_f1"),
+        student_start_dev_mean_f1=_stage_records(
+            run_dir / STAGES_DIR / "student.safetensors", run_dir / STAGES_DIR / "stages.json"
+        ).get("start_dev_mean_f1"),
         threads=threads,
         transfer_windows=len(prepared.windows) - prepared.n_train,
         transfer_sentences=prepared.transfer_sentences,

@@ -41,9 +41,10 @@ def teacher_identity(tree: dict[str, Any]) -> dict[str, Any]:
     with contextlib.suppress(ConfigError):  # a key this version no longer knows: compare as written
         tree = config_from_dict(tree).model_dump(exclude_none=True)
     data = tree.get("data", {})
-    # "auto" became the default scheme; it reads every IOB2 file as "iob2" did (folders made before match)
+    # "auto" became the default scheme; an embedded corpus is not read by scheme at all, so its folders made
+    # before still match (a file source's old "iob2" may have kept IOB1 tags that "auto" converts: it differs)
     labeled = [
-        {**entry, "scheme": "auto"} if entry.get("scheme", "iob2") == "iob2" else entry
+        {**entry, "scheme": "auto"} if str(entry.get("source") or "").startswith("embedded:") else entry
         for entry in data.get("labeled") or []
     ]
     teacher = {k: v for k, v in (tree.get("teacher") or {}).items() if k != "checkpoint_every"}
@@ -128,6 +129,7 @@ def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: R
         teacher = load_teacher(source)
         reporter.info(f"teacher: reusing {source}")
     elif (teacher_dir(run_dir) / META_FILE).is_file():
+        (run_dir / TEACHER_CHECKPOINT).unlink(missing_ok=True)  # left by a kill after the teacher was saved
         teacher = load_teacher(teacher_dir(run_dir))
         how = "the ready model" if teacher.is_ready else "the finished fine-tuning"
         _check_same_teacher(config, teacher, teacher_dir(run_dir))

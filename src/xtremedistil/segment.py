@@ -90,10 +90,12 @@ def _piece_cuts(text: str, a: int, b: int, tokenizer: Any, split: Collection[str
     boundaries = _clusters(text, a, b)
     if tokenizer is None:
         return boundaries
-    backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer: no Python wrapping per call
+    # the Rust tokenizer directly (no Python wrapping per call), unless it is set to truncate or pad
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    direct = backend is not None and backend.truncation is None and backend.padding is None
     offsets = (
         backend.encode(text[a:b], add_special_tokens=False).offsets
-        if backend is not None
+        if direct
         else tokenizer(text[a:b], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     )
     starts = set()

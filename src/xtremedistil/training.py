@@ -103,7 +103,8 @@ class Checkpoint:
     every: int = 0
     extra: Callable[[], dict[str, Any]] = field(default=lambda: {})
     key: str = ""  # what the checkpoint belongs to (a stage); one written for another key is not read
-    resumed: dict[str, Any] | None = None  # the caller's ``extra`` as saved, once ``fit`` resumed from it
+    # called with the caller's ``extra`` as saved and the step resumed from, as soon as ``fit`` resumes
+    on_resume: Callable[[dict[str, Any], int], None] = field(default=lambda extra, step: None)
 
     def load(self) -> dict[str, Any] | None:
         if not Path(self.path).is_file():
@@ -166,7 +167,7 @@ def fit(
         step, running, count = saved["step"], saved["running"], saved["count"]
         first_epoch, skip, stopped = saved["epoch"], saved["skip"], saved["stopped"]
         _restore_rng(saved["rng"])
-        checkpoint.resumed = saved["extra"]  # type: ignore[union-attr]
+        checkpoint.on_resume(saved["extra"], step)  # type: ignore[union-attr]
     elif evaluate_start:
         yield selection(0, 0, math.nan)
 

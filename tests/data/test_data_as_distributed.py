@@ -161,11 +161,13 @@ def test_data_check_shows_what_a_config_reads(tmp_path, capsys):
     assert "| en | train | 2 | 3 | 1 | 0 | 1 |" in out  # sentences, words, PER, LOC, ORG
 
 
-def test_run_folders_written_with_the_old_iob2_default_still_resume():
+def test_the_scheme_default_change_keeps_embedded_run_folders_and_separates_file_ones():
     from xtremedistil.pipeline import teacher_identity
 
     old = {"data": {"labeled": [{"source": "embedded:wnut16-en", "scheme": "iob2"}]}}
     new = {"data": {"labeled": [{"source": "embedded:wnut16-en"}]}}
-    other = {"data": {"labeled": [{"source": "embedded:wnut16-en", "scheme": "iob1"}]}}
-    assert teacher_identity(old) == teacher_identity(new)
-    assert teacher_identity(other) != teacher_identity(new)
+    assert teacher_identity(old) == teacher_identity(new)  # an embedded corpus is not read by scheme
+    # a file read as "iob2" kept IOB1 tags as they were; "auto" converts them: not the same teacher data
+    old_file = {"data": {"labeled": [{"source": "train.conll", "scheme": "iob2"}]}}
+    new_file = {"data": {"labeled": [{"source": "train.conll"}]}}
+    assert teacher_identity(old_file) != teacher_identity(new_file)

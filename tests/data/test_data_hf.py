@@ -74,3 +74,18 @@ def test_missing_columns_and_damaged_files_are_clear_errors(tmp_path):
     with pytest.raises(DataError, match="cannot read as a Hugging Face dataset") as info:
         load_labeled(LabeledSource(train=str(tmp_path / "bad.parquet")))
     assert "bad.parquet" in str(info.value)
+
+
+def test_parquet_files_in_folders_named_by_split(tmp_path):
+    for split in ROWS:  # the hub's converted layout: <config>/<split>/0000.parquet
+        (tmp_path / "hub" / "default" / split).mkdir(parents=True)
+        _dataset(split).to_parquet(str(tmp_path / "hub" / "default" / split / "0000.parquet"))
+    corpus = load_labeled(LabeledSource(source=str(tmp_path / "hub"), lang="en"))
+    assert {k: len(v) for k, v in corpus.splits["en"].items()} == {"train": 2, "dev": 1, "test": 1}
+
+
+def test_a_stray_parquet_file_does_not_turn_a_conll_folder_into_a_dataset(tmp_path):
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "train.conll").write_text("Bonn B-LOC\n")
+    _dataset("test").to_parquet(str(tmp_path / "notes.parquet"))
+    assert load_labeled(LabeledSource(source=str(tmp_path))).split("train")[0].tags == ("B-LOC",)

@@ -88,3 +88,22 @@ def test_invalid_settings_are_refused():
         MicroBatcher(lambda texts: texts, max_batch=0)
     with pytest.raises(ValueError):
         MicroBatcher(lambda texts: texts, max_wait=-1)
+
+
+def test_stopping_fails_the_requests_still_waiting_instead_of_leaving_them_hanging():
+    run = Recorder()
+    batcher = MicroBatcher(run, max_batch=1, max_wait=0)
+
+    async def body():
+        await batcher.start()
+        run.release.clear()
+        running = asyncio.create_task(batcher.submit(["a"]))  # computing when the stop comes
+        await asyncio.sleep(0.05)
+        stopping = asyncio.create_task(batcher.stop())
+        await asyncio.sleep(0.05)
+        run.release.set()
+        await stopping
+        return await asyncio.gather(running, return_exceptions=True)
+
+    (result,) = asyncio.run(body())
+    assert isinstance(result, RuntimeError) and "stopping" in str(result)

@@ -15,18 +15,22 @@ from xtremedistil.data.records import Sentence
 from xtremedistil.errors import DataError
 
 HF_FILES = (".parquet", ".arrow")
-_SPLIT_IN_NAME = re.compile(r"(?:^|[-_/])(train|dev|valid|validation|test)(?=[-_.])", re.IGNORECASE)
+# a split named in a file name (train-0000.parquet) or a folder (default/validation/0000.parquet)
+_SPLIT_IN_NAME = re.compile(r"(?:^|[-_/])(train|dev|valid|validation|test)(?=[-_./])", re.IGNORECASE)
 
 
 def is_hf_dataset(path: Path) -> bool:
-    """A ``save_to_disk`` folder, or a parquet/arrow file or a folder holding them."""
+    """A ``save_to_disk`` folder, a parquet/arrow file, or a folder of them with no text data files (a stray
+    parquet file in a CoNLL/XTREME folder does not make it a dataset)."""
     if path.is_file():
         return path.suffix in HF_FILES
     if not path.is_dir():
         return False
     if any((path / name).is_file() for name in ("dataset_dict.json", "state.json")):
         return True
-    return any(f.suffix in HF_FILES for f in path.rglob("*"))
+    files = [f for f in path.rglob("*") if f.is_file()]
+    text = {".tsv", ".txt", ".conll", ".jsonl", ".gz"}
+    return any(f.suffix in HF_FILES for f in files) and not any(f.suffix in text for f in files)
 
 
 def _datasets():
@@ -49,6 +53,8 @@ def _load(path: Path) -> dict[str, Any]:
             loaded = datasets.load_from_disk(str(path), keep_in_memory=True)
             return dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
         files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.suffix in HF_FILES)
+        if not files:
+            raise DataError("no parquet or arrow files, and no save_to_disk folder", path=path)
         by_split: dict[str, list[str]] = {}
         for file in files:
             match = _SPLIT_IN_NAME.search(

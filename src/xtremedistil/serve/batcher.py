@@ -44,6 +44,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Item] | None = None
         self._worker: asyncio.Task | None = None
         self._held: _Item | None = None  # taken from the queue but too large for the batch being built
+        self._current: list[_Item] = []  # the batch being gathered or computed
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -104,9 +105,26 @@ class MicroBatcher:
         return items
 
     async def _loop(self) -> None:
+        try:
+            await self._serve()
+        except asyncio.CancelledError:  # stopping: nobody is left waiting for ever
+            self._fail_waiting(RuntimeError("the server is stopping"))
+            raise
+
+    def _fail_waiting(self, exc: Exception) -> None:
+        waiting = [*self._current, *([self._held] if self._held else [])]
+        while self._queue is not None and not self._queue.empty():
+            waiting.append(self._queue.get_nowait())
+        for item in waiting:
+            if not item.future.done():
+                item.future.set_exception(exc)
+        self._current, self._held = [], None
+
+    async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            items = await self._gather()
+            self._current = []
+            items = self._current = await self._gather()
             texts = [t for item in items for t in item.texts]
             self.on_batch(len(texts), len(items))
             try:

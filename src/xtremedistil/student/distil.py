@@ -178,26 +178,30 @@ def run_stage(
 
     start = time.perf_counter()
     evaluations: list[dict[str, Any]] = []
+    done = 0
+
+    def resumed(extra: dict[str, Any], step: int) -> None:
+        nonlocal start, done
+        evaluations[:0] = extra["evaluations"]
+        start -= extra["seconds"]
+        done = step
+        reporter.info(f"  {stage.name}: resumed from the checkpoint at step {step}")
+
     saver = (
         Checkpoint(
             checkpoint,
             settings.checkpoint_every,
             lambda: {"evaluations": evaluations, "seconds": time.perf_counter() - start},
             key=key,
+            on_resume=resumed,
         )
         if checkpoint is not None
         else None
     )
-    done = 0
     with reporter.bar(f"stage {stage.name}", total=steps_per_epoch * stage.epochs) as advance:
 
         def record(r: StepRecord | EvalRecord) -> None:
-            nonlocal done, start
-            if saver is not None and saver.resumed is not None:  # the first record after a resume
-                resumed, saver.resumed = saver.resumed, None
-                evaluations[:0] = resumed["evaluations"]
-                start -= resumed["seconds"]
-                reporter.info(f"  {stage.name}: resumed from the checkpoint at step {r.step - 1}")
+            nonlocal done
             if isinstance(r, StepRecord):
                 advance(r.step - done, epoch=r.epoch, loss=r.loss)
                 done = r.step

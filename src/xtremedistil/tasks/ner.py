@@ -125,6 +125,7 @@ class BlankPieces:
         return blank
 
 
+VITERBI_CHUNK = 256  # sentences decoded together
 _BLANK_IDS: weakref.WeakKeyDictionary[Any, dict[int, bool]] = weakref.WeakKeyDictionary()
 READINGS = ("text", "words")
 
@@ -432,13 +433,23 @@ class NerTask:
         decoded together, padded to the longest."""
         if self.decoding == "argmax":
             return [row.argmax(-1) for row in rows]
-        lengths = np.array([len(r) for r in rows], dtype=np.int64)
-        padded = np.zeros((len(rows), int(lengths.max(initial=0)), len(self.labels)), dtype=np.float32)
-        for i, row in enumerate(rows):
-            padded[i, : len(row)] = row
-        shifted = padded - padded.max(-1, keepdims=True)  # log-softmax in numpy: no torch thread wake-up
-        log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-        return viterbi_batch(log_probs, lengths, self._start, self._follows)
+        out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        for start in range(
+            0, len(order), VITERBI_CHUNK
+        ):  # similar lengths together: little padding, bounded memory
+            chunk = order[start : start + VITERBI_CHUNK]
+            lengths = np.array([len(rows[i]) for i in chunk], dtype=np.int64)
+            padded = np.zeros((len(chunk), int(lengths.max(initial=0)), len(self.labels)), dtype=np.float32)
+            for j, i in enumerate(chunk):
+                padded[j, : len(rows[i])] = rows[i]
+            shifted = padded - padded.max(-1, keepdims=True)  # log-softmax in numpy: no torch thread wake-up
+            log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+            for i, path in zip(
+                chunk, viterbi_batch(log_probs, lengths, self._start, self._follows), strict=True
+            ):
+                out[i] = path
+        return out
 
     def score(
         self, sentences: Sequence[Sentence], predictions: Sequence[Sequence[str]], strict: bool = True

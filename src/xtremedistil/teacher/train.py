@@ -133,11 +133,22 @@ def fine_tune_teacher(
         "encoding": {"train": vars(train_stats), "dev": vars(dev_set.stats)},
     }
     start = time.perf_counter()
+    done = 0
+
+    def resumed(extra: dict[str, Any], step: int) -> None:
+        nonlocal start, done
+        history["evaluations"][:0] = extra["evaluations"]
+        start -= extra["seconds"]
+        done = step
+        reporter.info(f"  resumed from the checkpoint at step {step} ({checkpoint})")
+
     saver = (
         Checkpoint(
             checkpoint,
             tc.checkpoint_every,
             lambda: {"evaluations": history["evaluations"], "seconds": time.perf_counter() - start},
+            key=checkpoint_key(config),
+            on_resume=resumed,
         )
         if checkpoint is not None
         else None
@@ -155,16 +166,10 @@ def fine_tune_teacher(
         clip_grad_norm=tc.clip_grad_norm,
         checkpoint=saver,
     )
-    done = 0
     with reporter.bar("fine-tune teacher", total=total) as advance:
 
         def on_record(record: StepRecord | EvalRecord) -> None:
-            nonlocal done, start
-            if saver is not None and saver.resumed is not None:  # the first record after a resume
-                resumed, saver.resumed = saver.resumed, None
-                history["evaluations"][:0] = resumed["evaluations"]
-                start -= resumed["seconds"]
-                reporter.info(f"  resumed from the checkpoint at step {record.step - 1} ({checkpoint})")
+            nonlocal done
             if isinstance(record, StepRecord):
                 advance(record.step - done, epoch=record.epoch, loss=record.loss)
                 done = record.step
@@ -187,6 +192,19 @@ def fine_tune_teacher(
         train_sentences=len(train),
     )
     return teacher, history
+
+
+def checkpoint_key(config: RunConfig) -> str:
+    """What a fine-tuning checkpoint belongs to: the teacher's identity and the scheme its dev F1 is read
+    with (which picks the best weights); one written for another is not resumed from."""
+    import hashlib
+    import json
+
+    from xtremedistil.pipeline import teacher_identity
+
+    tree = json.loads(config.model_dump_json())
+    tree = {**teacher_identity(tree), "scheme": config.evaluation.scheme}
+    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def teacher_dir(run_dir: Path) -> Path:
