@@ -7,6 +7,7 @@ its result in docs/RESULTS.md)."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -23,17 +24,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _state(run: Path) -> frozenset:
     """Every file of the run folder with its size and modification time: it changes when the run makes
-    durable progress (a checkpoint, a cache shard, a finished stage, a report)."""
-    if not run.is_dir():
-        return frozenset()
+    durable progress (a checkpoint, a cache shard, a finished stage, a report). Files and folders the run
+    renames away while we look are skipped (os.walk ignores such errors)."""
     out = set()
-    for path in run.rglob("*"):
-        try:
-            if path.is_file() and not path.name.startswith("."):
-                st = path.stat()
-                out.add((str(path), st.st_size, st.st_mtime_ns))
-        except FileNotFoundError:  # renamed away while we looked
-            pass
+    for folder, _, files in os.walk(run):
+        for name in files:
+            if name.startswith("."):
+                continue
+            try:
+                st = os.stat(os.path.join(folder, name))
+            except FileNotFoundError:
+                continue
+            out.add((os.path.join(folder, name), st.st_size, st.st_mtime_ns))
     return frozenset(out)
 
 
