@@ -367,6 +367,11 @@ def _same_source(a: str | None, b: str) -> bool:
     )
 
 
+def _reads(source: Any, data: str) -> bool:
+    """Whether a labeled source of a run reads ``data``: its ``source``, or one of its per-split files."""
+    return any(_same_source(path, data) for path in (source.source, source.train, source.dev, source.test))
+
+
 def evaluate_model_dir(
     model_dir: Path,
     data: str,
@@ -396,7 +401,7 @@ def evaluate_model_dir(
     run = run_config_of(Path(model_dir))
     if run is not None:
         scheme = scheme or run.evaluation.scheme
-        same = [s for s in run.data.labeled if _same_source(s.source, data)]
+        same = [s for s in run.data.labeled if _reads(s, data)]
         if same and not every_sentence:
             update = {"languages": keep or same[0].languages, "lang": lang or same[0].lang}
             source, seed = same[0].model_copy(update=update), run.seed

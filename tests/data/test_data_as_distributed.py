@@ -171,3 +171,14 @@ def test_the_scheme_default_change_keeps_embedded_run_folders_and_separates_file
     old_file = {"data": {"labeled": [{"source": "train.conll", "scheme": "iob2"}]}}
     new_file = {"data": {"labeled": [{"source": "train.conll"}]}}
     assert teacher_identity(old_file) != teacher_identity(new_file)
+
+
+def test_evaluate_finds_a_runs_source_by_any_of_its_split_files(tmp_path):
+    from xtremedistil.pipeline import _reads
+
+    source = LabeledSource(train=str(tmp_path / "eng.train"), test=str(tmp_path / "eng.testb"))
+    assert _reads(source, str(tmp_path / "eng.testb")) and _reads(
+        source, str(tmp_path / "x" / ".." / "eng.train")
+    )
+    assert not _reads(source, str(tmp_path / "eng.testa"))
+    assert _reads(LabeledSource(source="embedded:wnut16-en"), "embedded:wnut16-en")
