@@ -229,7 +229,8 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, name: str 
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("request to %s failed", request.url.path)
+        # one line here: Starlette re-raises after this handler, and uvicorn logs the traceback once
+        log.error("request to %s failed: %s: %s", request.url.path, type(exc).__name__, exc)
         metrics.errors.labels("internal").inc()
         metrics.requests.labels(request.url.path, "500").inc()
         return error(500, "internal", f"the server failed on this request ({type(exc).__name__})")
