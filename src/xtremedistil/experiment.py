@@ -151,7 +151,9 @@ class Experiment:
         return config, self._prepared[key]
 
     def run(self) -> list[dict[str, Any]]:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        from xtremedistil.pipeline import lock_run_dir
+
+        lock_run_dir(self.run_dir)  # one process per experiment folder (its cells and teacher runs inside it)
         write_text(self.run_dir / "config.toml", config_to_toml(self.config))
         cells = grid(self.config)
         done = [c for c in cells if (self.cell_dir(c) / RESULT).is_file()]
