@@ -30,7 +30,6 @@ from torch import nn
 from results import provenance, write_section
 from serve_load import dev_texts
 from xtremedistil.batching import iterate_batches
-from xtremedistil.data.records import Sentence
 from xtremedistil.student.export import MANIFEST, onnx_export, quantize_int8
 from xtremedistil.student.model import PAD
 from xtremedistil.student.saved import load_student, student_folder
@@ -67,10 +66,7 @@ class PackedBiLSTMGraph(nn.Module):
 
 def dev_batches(run: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], int, object]:
     predictor = load_student(student_folder(run), "torch")
-    records = []
-    for text in dev_texts(run):
-        spans = predictor.segment(text)
-        records.append(Sentence(tuple(text[a:b] for a, b in spans), None, "und", text, tuple(spans)))
+    records = predictor.units(dev_texts(run))
     encoded, _ = predictor.task.encode(records, predictor.tokenizer, predictor.max_length)
     batches = [
         (b.input_ids.numpy(), b.attention_mask.sum(1).numpy())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,49 @@ class Checkpoint:
 
     def remove(self) -> None:
         Path(self.path).unlink(missing_ok=True)
+
+
+class FitLog:
+    """What a caller of ``fit`` keeps across a resume: its evaluation records, the seconds spent (a resumed
+    run counts the time before the kill too) and the last step shown, so a progress bar jumps to it."""
+
+    def __init__(self, evaluations: list[dict[str, Any]] | None = None) -> None:
+        self.evaluations = evaluations if evaluations is not None else []
+        self._start = time.perf_counter()
+        self.done = 0
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self._start
+
+    def checkpoint(
+        self, path: Path | None, every: int, key: str, info: Callable[[str], None], what: str
+    ) -> Checkpoint | None:
+        """A ``Checkpoint`` at ``path`` (None: no checkpointing) that saves this log and restores it."""
+        if path is None:
+            return None
+
+        def resumed(extra: dict[str, Any], step: int) -> None:
+            self.evaluations[:0] = extra["evaluations"]
+            self._start -= extra["seconds"]
+            self.done = step
+            info(f"  {what}: resumed from the checkpoint at step {step}")
+
+        return Checkpoint(
+            Path(path),
+            every,
+            lambda: {"evaluations": self.evaluations, "seconds": self.seconds},
+            key=key,
+            on_resume=resumed,
+        )
+
+    def record(self, record: StepRecord | EvalRecord, advance: Callable[..., None]) -> None:
+        """A step record moves the progress bar to its step; an evaluation record is kept."""
+        if isinstance(record, StepRecord):
+            advance(record.step - self.done, epoch=record.epoch, loss=record.loss)
+            self.done = record.step
+        else:
+            self.evaluations.append(vars(record))
 
 
 def _rng_states() -> dict[str, Any]:

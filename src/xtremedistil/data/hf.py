@@ -78,7 +78,7 @@ def _load(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def _tag_names(dataset: Any, fields: JsonlFields, path: Path) -> tuple[str, ...] | None:
+def _tag_names(dataset: Any, fields: JsonlFields) -> tuple[str, ...] | None:
     if fields.label_names is not None:
         return fields.label_names
     feature = dataset.features.get(fields.tags)
@@ -110,7 +110,7 @@ def read_hf_dataset(
                 "set tokens_field / tags_field",
                 path=path,
             )
-        named = JsonlFields(fields.tokens, fields.tags, _tag_names(dataset, fields, path))
+        named = JsonlFields(fields.tokens, fields.tags, _tag_names(dataset, fields))
         rows = (
             (i + 1, {fields.tokens: t, fields.tags: g})
             for i, (t, g) in enumerate(zip(dataset[fields.tokens], dataset[fields.tags], strict=True))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from xtremedistil.student.model import BiLSTMStudent
 from xtremedistil.student.schedule import Stage
 from xtremedistil.tasks.base import Batch, Encoded
 from xtremedistil.tasks.ner import NerTask
-from xtremedistil.training import Checkpoint, EvalRecord, StepRecord, drain, fit, seed_everything
+from xtremedistil.training import EvalRecord, FitLog, StepRecord, drain, fit, seed_everything
 
 
 @dataclass(frozen=True)
@@ -176,37 +175,12 @@ def run_stage(
     def evaluate() -> float:
         return dev.f1(student)["mean_f1"] if by_f1 else dev.objective(student, stage, settings)
 
-    start = time.perf_counter()
-    evaluations: list[dict[str, Any]] = []
-    done = 0
-
-    def resumed(extra: dict[str, Any], step: int) -> None:
-        nonlocal start, done
-        evaluations[:0] = extra["evaluations"]
-        start -= extra["seconds"]
-        done = step
-        reporter.info(f"  {stage.name}: resumed from the checkpoint at step {step}")
-
-    saver = (
-        Checkpoint(
-            checkpoint,
-            settings.checkpoint_every,
-            lambda: {"evaluations": evaluations, "seconds": time.perf_counter() - start},
-            key=key,
-            on_resume=resumed,
-        )
-        if checkpoint is not None
-        else None
-    )
+    log = FitLog()
+    saver = log.checkpoint(checkpoint, settings.checkpoint_every, key, reporter.info, stage.name)
     with reporter.bar(f"stage {stage.name}", total=steps_per_epoch * stage.epochs) as advance:
 
         def record(r: StepRecord | EvalRecord) -> None:
-            nonlocal done
-            if isinstance(r, StepRecord):
-                advance(r.step - done, epoch=r.epoch, loss=r.loss)
-                done = r.step
-            else:
-                evaluations.append(vars(r))
+            log.record(r, advance)
             if on_record is not None:
                 on_record(r)
 
@@ -241,8 +215,8 @@ def run_stage(
         "dev_objective" if not by_f1 else "dev_f1_selected": result.best,
         "dev_mean_f1": scores["mean_f1"],
         "dev_f1": {lang: 100 * m["f1"] for lang, m in scores["languages"].items()},
-        "seconds": time.perf_counter() - start,
-        "evaluations": evaluations,
+        "seconds": log.seconds,
+        "evaluations": log.evaluations,
     }
     objective_text = f"dev objective {result.best:.4f}" if not by_f1 else f"dev F1 {result.best:.2f}"
     reporter.info(

@@ -147,16 +147,21 @@ class StudentPredictor:
         into windows so no word is dropped. Raw text goes through ``predict`` / ``tag_text``."""
         return self._tag([Sentence(tuple(words)) for words in sentences], batch_size)
 
+    def units(self, texts: Sequence[str]) -> list[Sentence]:
+        """Each text as the student reads raw text: its units, with their character spans."""
+        out = []
+        for text in texts:
+            spans = self.segment(text)
+            out.append(Sentence(tuple(text[a:b] for a, b in spans), None, "und", text, tuple(spans)))
+        return out
+
     def tag_text(
         self, texts: Sequence[str], batch_size: int = 64, timings: dict[str, float] | None = None
     ) -> list[tuple[list[tuple[int, int]], list[str]]]:
         """Each text cut into units the way the student was trained to read raw text, with a tag per unit.
         ``timings``, if given, accumulates the seconds spent in each step (segment, encode, model, decode)."""
         clock = _Clock(timings)
-        records = []
-        for text in texts:
-            spans = self.segment(text)
-            records.append(Sentence(tuple(text[a:b] for a, b in spans), None, "und", text, tuple(spans)))
+        records = self.units(texts)
         clock.lap("segment")
         non_empty = [i for i, r in enumerate(records) if r.words]
         tagged = self._tag([records[i] for i in non_empty], batch_size, clock)

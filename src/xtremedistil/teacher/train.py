@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from xtremedistil.segment import model_segmenter, segmentation, straddled_pieces
 from xtremedistil.tasks.ner import NerTask
 from xtremedistil.teacher.model import Teacher, new_teacher
 from xtremedistil.teacher.registry import resolve_teacher
-from xtremedistil.training import Checkpoint, EvalRecord, StepRecord, drain, fit
+from xtremedistil.training import EvalRecord, FitLog, StepRecord, drain, fit
 
 
 def parameter_groups(
@@ -132,27 +131,8 @@ def fine_tune_teacher(
         "evaluations": [],
         "encoding": {"train": vars(train_stats), "dev": vars(dev_set.stats)},
     }
-    start = time.perf_counter()
-    done = 0
-
-    def resumed(extra: dict[str, Any], step: int) -> None:
-        nonlocal start, done
-        history["evaluations"][:0] = extra["evaluations"]
-        start -= extra["seconds"]
-        done = step
-        reporter.info(f"  resumed from the checkpoint at step {step} ({checkpoint})")
-
-    saver = (
-        Checkpoint(
-            checkpoint,
-            tc.checkpoint_every,
-            lambda: {"evaluations": history["evaluations"], "seconds": time.perf_counter() - start},
-            key=checkpoint_key(config),
-            on_resume=resumed,
-        )
-        if checkpoint is not None
-        else None
-    )
+    log = FitLog(history["evaluations"])
+    saver = log.checkpoint(checkpoint, tc.checkpoint_every, checkpoint_key(config), reporter.info, "teacher")
     run = fit(
         teacher,
         batches,
@@ -169,12 +149,8 @@ def fine_tune_teacher(
     with reporter.bar("fine-tune teacher", total=total) as advance:
 
         def on_record(record: StepRecord | EvalRecord) -> None:
-            nonlocal done
-            if isinstance(record, StepRecord):
-                advance(record.step - done, epoch=record.epoch, loss=record.loss)
-                done = record.step
-            else:
-                history["evaluations"].append(vars(record))
+            log.record(record, advance)
+            if isinstance(record, EvalRecord):
                 reporter.info(
                     f"  epoch {record.epoch} step {record.step}: train loss {record.train_loss:.4f}, "
                     f"dev mean F1 {record.value:.2f} (best {record.best:.2f})"
@@ -188,7 +164,7 @@ def fine_tune_teacher(
         steps=result.steps,
         epochs=result.epochs,
         stopped_early=result.stopped_early,
-        train_seconds=time.perf_counter() - start,
+        train_seconds=log.seconds,
         train_sentences=len(train),
     )
     return teacher, history
