@@ -273,7 +273,7 @@ def distil_with_textbrewer(
     best: dict[str, Any] = {"dev_mean_f1": -1.0}
 
     def callback(model: nn.Module, step: int) -> None:  # TextBrewer calls it at the end of every epoch
-        scores = prepared.dev.f1(student)
+        scores = prepared.dev.scores(student)
         epoch = step // len(batches)
         history.append({"epoch": epoch, "step": step, "dev_mean_f1": scores["mean_f1"], **losses.latest})
         if scores["mean_f1"] > best["dev_mean_f1"]:

@@ -82,8 +82,14 @@ def collate(
     input_ids[body] = torch.from_numpy(np.concatenate([item.input_ids for item in items]).astype(np.int64))
     targets[body] = torch.from_numpy(np.concatenate([item.targets for item in items]).astype(np.int64))
     word_start[body] = torch.from_numpy(np.concatenate([item.word_start for item in items]).astype(bool))
+    labels = torch.tensor([item.label for item in items], dtype=torch.long)
     return Batch(
-        input_ids, attention, targets, word_start, torch.as_tensor(np.asarray(index), dtype=torch.long)
+        input_ids,
+        attention,
+        targets,
+        word_start,
+        torch.as_tensor(np.asarray(index), dtype=torch.long),
+        labels,
     )
 
 

@@ -1,6 +1,7 @@
 """The teacher cache: the fine-tuned teacher runs ONCE over a set of windows; for every real sub-word the
 hidden state of one layer and the logits are stored in fp16, ragged (no padding), in chunked shards with a
-manifest. Training reads them back through memory maps, so the cache never has to fit in RAM.
+manifest. Training reads them back through memory maps, so the cache never has to fit in RAM. A sequence
+task (text classification) stores one row per window: the layer's sentence vector and the logits.
 
 A killed caching run resumes from the last complete shard: a shard is listed in the manifest only after
 its files were renamed into place, so finished shards are never recomputed and partial ones never read.
@@ -39,8 +40,10 @@ def data_fingerprint(encoded: Sequence[Encoded]) -> str:
     return digest.hexdigest()
 
 
-def cache_key(teacher_sha: str, layer: int, max_length: int, data_sha: str) -> str:
-    text = f"v{FORMAT_VERSION}:{teacher_sha}:{layer}:{max_length}:{data_sha}"
+def cache_key(teacher_sha: str, layer: int, max_length: int, data_sha: str, vector: str = "") -> str:
+    text = f"v{FORMAT_VERSION}:{teacher_sha}:{layer}:{max_length}:{data_sha}" + (
+        f":{vector}" if vector else ""
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -55,15 +58,25 @@ class CacheSpec:
     tokenizer: str
     hidden_size: int
     num_labels: int
+    vector: str = ""  # sequence tasks: the teacher's sentence vector ("first", "mean"); "" = per sub-word
 
     def key(self, data_sha: str) -> str:
-        return cache_key(self.teacher_sha, self.layer, self.max_length, data_sha)
+        return cache_key(self.teacher_sha, self.layer, self.max_length, data_sha, self.vector)
+
+    def fields(self) -> dict[str, Any]:
+        """What the manifest records (a per-sub-word cache records no ``vector``, as before it existed)."""
+        return {k: v for k, v in vars(self).items() if k != "vector" or v}
+
+    @property
+    def per_window(self) -> bool:
+        return bool(self.vector)
 
 
 def estimate(encoded: Sequence[Encoded], spec: CacheSpec, windows_per_second: float) -> dict[str, float]:
     """Disk size and time of a cache before anything is computed."""
     subwords = sum(len(w) for w in encoded)
-    size = subwords * (spec.hidden_size + spec.num_labels) * 2 + (len(encoded) + 1) * 8
+    rows = len(encoded) if spec.per_window else subwords
+    size = rows * (spec.hidden_size + spec.num_labels) * 2 + (len(encoded) + 1) * 8
     return {
         "windows": len(encoded),
         "subwords": subwords,
@@ -86,6 +99,7 @@ class TeacherCache:
                 "teacher cache is incomplete; rerun `xtremedistil cache` to finish it", path=root
             )
         self.shard_size = int(self.manifest["shard_size"])
+        self.per_window = bool(self.manifest.get("vector"))
         self._maps: dict[int, dict[str, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -112,9 +126,15 @@ class TeacherCache:
         """Teacher outputs laid out like ``collate``: row r, positions 1..T_r; zeros on specials/padding.
 
         One gather per shard and one scatter into the padded batch (no per-window copies); ``hidden=False``
-        skips the layer states for stages that read only the logits."""
+        skips the layer states for stages that read only the logits. A per-window cache (sequence tasks)
+        gives (B, C) logits and (B, H) vectors; ``width`` is not read."""
         indices = np.asarray(indices, dtype=np.int64)
         shard_of, local = np.divmod(indices, self.shard_size)
+        if self.per_window:
+            return TokenOutput(
+                logits=self._rows("logits", shard_of, local),
+                hidden=self._rows("hidden", shard_of, local) if hidden else None,
+            )
         starts, lengths = np.empty(len(indices), np.int64), np.empty(len(indices), np.int64)
         for k in np.unique(shard_of):
             rows = shard_of == k
@@ -133,6 +153,14 @@ class TeacherCache:
             logits=self._scatter("logits", token, token_shard, place),
             hidden=self._scatter("hidden", token, token_shard, place) if hidden else None,
         )
+
+    def _rows(self, name: str, shard_of: np.ndarray, local: np.ndarray) -> torch.Tensor:
+        dim = self.hidden_size if name == "hidden" else int(self.manifest["num_labels"])
+        values = np.empty((len(local), dim), dtype=np.float16)
+        for k in np.unique(shard_of):
+            at = shard_of == k
+            values[at] = self._shard(int(k))[name][local[at]]
+        return torch.from_numpy(values).float()
 
     def _scatter(
         self, name: str, token: np.ndarray, token_shard: np.ndarray, place: torch.Tensor
@@ -186,7 +214,7 @@ def build_cache(
         for k in todo:
             windows = encoded[k * shard_size : (k + 1) * shard_size]
             subwords = _write_shard(
-                teacher, windows, root, k, spec.layer, special, batch_size, advance, on_logits, k * shard_size
+                teacher, windows, root, k, spec, special, batch_size, advance, on_logits, k * shard_size
             )
             manifest["shards"].append({"index": k, "windows": len(windows), "subwords": subwords})
             manifest["shards"].sort(key=lambda s: s["index"])
@@ -205,7 +233,7 @@ def _open_manifest(
     path = root / MANIFEST
     expected = {
         "format": FORMAT_VERSION,
-        **vars(spec),
+        **spec.fields(),
         "data_sha": data_sha,
         "windows": windows,
         "shard_size": shard_size,
@@ -235,7 +263,7 @@ def _write_shard(
     windows: Sequence[Encoded],
     root: Path,
     k: int,
-    layer: int,
+    spec: CacheSpec,
     special: SpecialIds,
     batch_size: int,
     advance: Any,
@@ -243,12 +271,25 @@ def _write_shard(
     first: int = 0,  # index of the shard's first window in the whole set (what ``on_logits`` receives)
 ) -> int:
     lengths = np.array([len(w) for w in windows])
+    subwords = int(lengths.sum())
+    if spec.per_window:  # one row per window: offsets are 0, 1, 2, ...
+        lengths = np.ones(len(windows), dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     hidden = np.empty((offsets[-1], teacher.model.config.hidden_size), dtype=np.float16)
     logits = np.empty((offsets[-1], len(teacher.labels)), dtype=np.float16)
     with torch.inference_mode():
         for batch in iterate_batches(windows, batch_size, special, shuffle=False):
-            out = teacher(batch, layer=layer)
+            if spec.per_window:
+                out = teacher(batch, layer=spec.layer, vector=spec.vector)
+                rows = batch.index.numpy()
+                hidden[rows] = out.hidden.numpy()
+                logits[rows] = out.logits.numpy()
+                if on_logits is not None:
+                    for row, i in enumerate(rows.tolist()):
+                        on_logits(first + i, out.logits[row].float().numpy())
+                advance(len(batch))
+                continue
+            out = teacher(batch, layer=spec.layer)
             for row, i in enumerate(batch.index.tolist()):
                 a, b = offsets[i], offsets[i + 1]
                 hidden[a:b] = out.hidden[row, 1 : b - a + 1].numpy()
@@ -259,4 +300,4 @@ def _write_shard(
     for name, array in (("hidden", hidden), ("logits", logits), ("offsets", offsets)):
         with atomic_path(root / _shard_file(k, name)) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array)
-    return int(offsets[-1])
+    return subwords

@@ -42,6 +42,14 @@ SetOpt = Annotated[
     typer.Option("--set", "-s", help="Override a config key, e.g. --set teacher.epochs=2 (repeatable)."),
 ]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Run folder (overrides output_dir).")]
+TaskOpt = Annotated[
+    str,
+    typer.Option(
+        "--task",
+        help="Without a CONFIG: the embedded default of this task, ner or classification (with a CONFIG, "
+        "its `task` key decides).",
+    ),
+]
 
 
 @app.callback()
@@ -59,13 +67,13 @@ def _global(
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def _load(config: Path | None, overrides: list[str] | None, output: Path | None):
+def _load(config: Path | None, overrides: list[str] | None, output: Path | None, task: str = "ner"):
     from xtremedistil.config import load_config
 
     overrides = list(overrides or [])
     if output is not None:
         overrides.append(f'output_dir="{output}"')
-    return load_config(config, overrides)
+    return load_config(config, overrides, task=task)
 
 
 def _reporter():
@@ -75,7 +83,9 @@ def _reporter():
 
 
 @teacher_app.command("train")
-def teacher_train(config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None) -> None:
+def teacher_train(
+    config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None, task: TaskOpt = "ner"
+) -> None:
     """Fine-tune the teacher on the labeled data (joint over languages), select on dev F1, evaluate per
     language on dev and test, and write the run folder (config, teacher, metrics.json, teacher.md).
     With teacher.fine_tune = false, only score the ready model named in teacher.name.
@@ -83,14 +93,16 @@ def teacher_train(config: ConfigArg = None, set_: SetOpt = None, output: OutputO
     Rerunning the same command on the same folder reuses a finished teacher."""
     from xtremedistil.pipeline import model_report, run_teacher
 
-    cfg = _load(config, set_, output)
+    cfg = _load(config, set_, output, task)
     metrics = run_teacher(cfg, _reporter())
     console.print(model_report(metrics["teacher"]), markup=False, highlight=False)
     console.print(f"run folder: {cfg.output_dir}")
 
 
 @app.command("distil")
-def distil(config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None) -> None:
+def distil(
+    config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None, task: TaskOpt = "ner"
+) -> None:
     """The whole method: fine-tune the teacher (or reuse teacher.run, or take a model you fine-tuned as it
     is: teacher.fine_tune = false), cache its layer states and logits over
     the transfer set once, train the student stage by stage with gradual unfreezing, evaluate both per
@@ -100,7 +112,7 @@ def distil(config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = No
     from xtremedistil.distillation import run_distil
     from xtremedistil.report import render_markdown
 
-    cfg = _load(config, set_, output)
+    cfg = _load(config, set_, output, task)
     metrics = run_distil(cfg, _reporter())
     console.print(render_markdown(metrics), markup=False, highlight=False)
     console.print(f"run folder: {cfg.output_dir}  (student: {cfg.output_dir}/student)")
@@ -110,6 +122,7 @@ def distil(config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = No
 def experiment(
     config: ConfigArg = None,
     set_: SetOpt = None,
+    task: TaskOpt = "ner",
     output: OutputOpt = None,
     max_params: Annotated[
         int | None, typer.Option(help="Budget: at most this many student parameters.")
@@ -126,7 +139,7 @@ def experiment(
     from xtremedistil.experiment import run_experiment, save_selection, select
     from xtremedistil.experiment_report import render
 
-    cfg = _load(config, set_, output)
+    cfg = _load(config, set_, output, task)
     results = run_experiment(cfg, _reporter())
     console.print(render(results), markup=False, highlight=False)
     if max_params is not None or max_latency_ms is not None or min_retention is not None:
@@ -140,12 +153,12 @@ def experiment(
 
 
 @app.command("plan")
-def plan_cmd(config: ConfigArg = None, set_: SetOpt = None) -> None:
+def plan_cmd(config: ConfigArg = None, set_: SetOpt = None, task: TaskOpt = "ner") -> None:
     """Print the stage schedule a config produces (strategy, losses, data, trainable layer groups)."""
     from xtremedistil.distillation import schedule_settings
     from xtremedistil.student.schedule import format_plan, plan
 
-    cfg = _load(config, set_, None)
+    cfg = _load(config, set_, None, task)
     console.print(format_plan(plan(schedule_settings(cfg))), markup=False, highlight=False)
 
 
@@ -153,6 +166,7 @@ def plan_cmd(config: ConfigArg = None, set_: SetOpt = None) -> None:
 def cache_cmd(
     config: ConfigArg = None,
     set_: SetOpt = None,
+    task: TaskOpt = "ner",
     output: OutputOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only print the estimated disk size and time.")
@@ -162,7 +176,7 @@ def cache_cmd(
     sharded, memory-mapped). Resumes from the last complete shard; --dry-run estimates size and time."""
     from xtremedistil.distillation import cache_job
 
-    cfg = _load(config, set_, output)
+    cfg = _load(config, set_, output, task)
     console.print(cache_job(cfg, _reporter(), dry_run=dry_run), markup=False, highlight=False)
 
 
@@ -400,13 +414,13 @@ def data_stats(
 
 
 @data_app.command("check")
-def data_check(config: ConfigArg = None, set_: SetOpt = None) -> None:
+def data_check(config: ConfigArg = None, set_: SetOpt = None, task: TaskOpt = "ner") -> None:
     """What a config's labeled data reads as: per file, the format, the tag scheme (detected or named),
     sentences and lines read leniently; then sentences, words and entities per language, split and type.
     A file that cannot be read stops with its file and line."""
     from xtremedistil.data.sources import check_table
 
-    cfg = _load(config, set_, None)
+    cfg = _load(config, set_, None, task)
     console.print(check_table(cfg.data.labeled, cfg.seed), markup=False, highlight=False)
 
 
@@ -419,11 +433,13 @@ def config_default(task: Annotated[str, typer.Option(help="Task name.")] = "ner"
 
 
 @config_app.command("show")
-def config_show(config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None) -> None:
+def config_show(
+    config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None, task: TaskOpt = "ner"
+) -> None:
     """Validate a config and print it resolved, with every default filled in."""
     from xtremedistil.config import config_to_toml
 
-    console.print(config_to_toml(_load(config, set_, output)), markup=False, highlight=False)
+    console.print(config_to_toml(_load(config, set_, output, task)), markup=False, highlight=False)
 
 
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C

@@ -31,7 +31,8 @@ class LabeledSource(Strict):
     test: str | None = None
     languages: list[str] | None = None
     lang: str | None = None
-    format: Literal["auto", "conll", "tsv", "wikiann", "jsonl", "hf"] = "auto"  # hf: a Hugging Face dataset
+    # hf: a Hugging Face dataset; classification files: tsv (with a header), csv, jsonl, by name when "auto"
+    format: Literal["auto", "conll", "tsv", "csv", "wikiann", "jsonl", "hf"] = "auto"
     encoding: str = "utf-8"
     # auto: IOBES/BILOU if their prefixes occur, IOB1 if most entities start with I-, else IOB2 (kept as is)
     scheme: Literal["auto", "iob2", "iob1", "iobes", "bilou"] = "auto"
@@ -42,6 +43,16 @@ class LabeledSource(Strict):
     tokens_field: str = "tokens"
     tags_field: str = "ner_tags"
     label_names: list[str] | None = None
+    # classification: the field(s) joined into the text (default: text/sentence/review/...), the label field
+    # (default: label/class/...), the column names of a CSV/TSV without a header (AG News: label,title,text),
+    # the id of label_names[0] (AG News counts classes from 1)
+    text_field: str | list[str] | None = None
+    label_field: str | None = None
+    columns: list[str] | None = None
+    label_base: int = 0
+    # move this many seeded train items (per language) into dev when the source has no dev split: the
+    # model is selected on them, never on test (SST-2's GLUE dev and IMDb's test are test sets here)
+    dev_from_train: int | None = Field(default=None, ge=1)
     max_train: int | None = Field(default=None, ge=1)
     max_dev: int | None = Field(default=None, ge=1)
     max_test: int | None = Field(default=None, ge=1)
@@ -70,6 +81,11 @@ class TransferSource(Strict):
     mentions: Literal["train", "generated", "both"] = "train"  # augment:train: where new mentions come from
     encoding: str = "utf-8"
     max_sentences: int | None = Field(default=None, ge=1)
+    # a classification file (tsv/csv/jsonl) read without its labels: its text field(s), header-less column
+    # names, and whether each document is cut into sentences (the paper's IMDb sentences for SST-2)
+    text_field: str | list[str] | None = None
+    columns: list[str] | None = None
+    split_sentences: bool = False
 
 
 class DataConfig(Strict):
@@ -113,6 +129,9 @@ class TeacherConfig(Strict):
     checkpoint_every: int = Field(default=200, ge=0)
     embedding_rows: Literal["seen", "all", "frozen"] = "seen"
     bucketing: bool = True
+    # classification: a text longer than max_length keeps its first sub-words ("head"), or its first quarter
+    # and last three quarters of the budget ("head+tail", Sun et al. 2019); the counts are logged
+    truncation: Literal["head", "head+tail"] = "head"
 
     @model_validator(mode="after")
     def _one_source(self) -> TeacherConfig:
@@ -138,6 +157,9 @@ class StudentSection(Strict):
     representation: Literal["pre-activation", "post-activation"] = "pre-activation"
     # a sub-word outside the kept vocabulary: read as its nearest kept neighbour, or as UNK (the paper)
     unknown: Literal["nearest", "unk"] = "nearest"
+    # classification: the sentence vector is the final state of both directions ("last", the paper's), or
+    # the mean or max over the text's states
+    pooling: Literal["last", "mean", "max"] = "last"
 
 
 class DistilSection(Strict):
@@ -145,6 +167,9 @@ class DistilSection(Strict):
     # teacher hidden_states[layer] for the representation loss; None = the teacher's middle layer (6 of 12)
     layer: int | None = Field(default=None, ge=0)
     representation_loss: Literal["mse", "kl"] = "mse"
+    # classification: the teacher's layer vector the student's sentence vector matches: the first token's
+    # (the paper's CLS) or the mean over the text's sub-words
+    sentence_vector: Literal["first", "mean"] = "first"
     logit_positions: Literal["word-start", "all"] = "word-start"  # where logit losses read
     batch_size: int = Field(default=64, ge=1)
     lr: float = Field(default=3e-3, gt=0, lt=1)
@@ -209,7 +234,7 @@ class EvaluationConfig(Strict):
 
 
 class RunConfig(Strict):
-    task: Literal["ner"] = "ner"
+    task: Literal["ner", "classification"] = "ner"
     seed: int = 13
     threads: int = Field(default=0, ge=0)  # 0 = one per available core
     output_dir: str = "runs/default"

@@ -21,9 +21,9 @@ from xtremedistil.batching import SpecialIds
 from xtremedistil.cache import CacheSpec, TeacherCache, build_cache, data_fingerprint
 from xtremedistil.config import RunConfig
 from xtremedistil.data.records import Corpus, Sentence
-from xtremedistil.data.sources import load_labeled_all, load_transfer
+from xtremedistil.data.sources import load_corpus, load_transfer
 from xtremedistil.errors import ConfigError
-from xtremedistil.evaluate import eval_set, evaluate_set
+from xtremedistil.evaluate import evaluate_set
 from xtremedistil.io import atomic_path, read_json, write_json
 from xtremedistil.pipeline import (
     describe_corpus,
@@ -35,7 +35,7 @@ from xtremedistil.pipeline import (
     update_metrics,
 )
 from xtremedistil.progress import Reporter, SilentReporter, Stopwatch
-from xtremedistil.segment import model_segmenter, segmenter, units_of
+from xtremedistil.segment import model_segmenter, segmenter
 from xtremedistil.student.distil import DevSet, Pool, StageSettings, run_stage
 from xtremedistil.student.model import (
     PRESETS,
@@ -48,7 +48,8 @@ from xtremedistil.student.model import (
 from xtremedistil.student.saved import save_student
 from xtremedistil.student.schedule import ScheduleSettings, Stage, plan
 from xtremedistil.tasks.base import Encoded
-from xtremedistil.tasks.ner import DEFAULT_DECODING, NerTask
+from xtremedistil.tasks.ner import DEFAULT_DECODING
+from xtremedistil.tasks.registry import corpus_labels, headline, task_of
 from xtremedistil.teacher.convert import sha256_file
 from xtremedistil.teacher.model import Teacher
 from xtremedistil.training import setup_torch
@@ -98,7 +99,7 @@ class Prepared:
 
     corpus: Corpus
     teacher: Teacher
-    task: NerTask
+    task: Any  # the run's task (tasks.registry)
     special: SpecialIds
     windows: list[Encoded]  # train windows first (with gold targets), then the unlabeled transfer windows
     n_train: int
@@ -130,11 +131,11 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwat
     """Data, fine-tuned teacher, and the teacher caches (reused when teacher, layer and data match)."""
     watch = watch or Stopwatch()
     with watch("labeled data"):
-        corpus = load_labeled_all(config.data.labeled, seed=config.seed)
+        corpus = load_corpus(config)
     reporter.info(f"data: {describe_corpus(corpus)}")
     with watch("teacher"):
         teacher = obtain_teacher(config, corpus, run_dir, reporter)
-    task = NerTask.from_labels(teacher.labels, reading=teacher.reading)
+    task = task_of(teacher.meta)
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
     max_length = int(teacher.meta.get("max_length", config.teacher.max_length))
     segment = model_segmenter(teacher.tokenizer, teacher.meta)
@@ -147,11 +148,11 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwat
             seed=config.seed,
             exclude_train=config.data.transfer_includes_train,
             segment=segment,
+            task=config.task,
         )
-        train_units, _ = units_of(corpus.split("train"), segment)
-        train_enc, _ = task.encode(train_units, teacher.tokenizer, max_length)
+        train_enc, _ = task.encode(task.inputs(corpus.split("train"), segment), teacher.tokenizer, max_length)
         transfer_enc, transfer_stats = task.encode(transfer, teacher.tokenizer, max_length)
-        dev_set = eval_set(task, corpus.split("dev"), teacher.tokenizer, max_length, segment)
+        dev_set = task.eval_set(corpus.split("dev"), teacher.tokenizer, max_length, segment)
     reporter.info(f"transfer set: {transfer_stats.describe()}")
     windows = train_enc + transfer_enc
     dev_enc = dev_set.encoded
@@ -164,6 +165,7 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwat
         tokenizer=type(teacher.tokenizer).__name__,
         hidden_size=int(teacher.model.config.hidden_size),
         num_labels=len(teacher.labels),
+        vector=config.distil.sentence_vector if task.level == "sequence" else "",
     )
     cache_root = Path(config.cache.dir) if config.cache.dir else run_dir / "cache"
     caches = {}
@@ -230,6 +232,7 @@ def build_student(config: RunConfig, prepared: Prepared) -> BiLSTMStudent:
         dropout=config.student.dropout,
         word_dropout=config.student.word_dropout,
         representation=config.student.representation,
+        pooling=config.student.pooling if prepared.task.level == "sequence" else "none",
         **sizes,
     )
     torch.manual_seed(student_seed(config))
@@ -260,7 +263,10 @@ def _backoff_map(prepared: Prepared, table: torch.Tensor, kept: np.ndarray) -> n
 def student_meta(prepared: Prepared, config: RunConfig, **extra: Any) -> dict[str, Any]:
     """What a saved student records besides its weights: how it reads text (the teacher's window length
     and segmentation) and how it was made."""
+    task = prepared.task
     return {
+        "task": task.name,
+        **({"truncation": task.truncation} if task.level == "sequence" else {}),
         "max_length": int(prepared.teacher.meta["max_length"]),
         "segmentation": prepared.teacher.meta["segmentation"],
         "decoding": prepared.task.decoding,
@@ -279,10 +285,32 @@ def student_fingerprint(config: RunConfig, transfer_windows: int, layer: int) ->
 
     tree = config.model_dump(include={"seed", "student", "distil", "data"})
     del tree["distil"]["checkpoint_every"]  # when to checkpoint changes nothing a stage computes
+    if config.task == "ner":  # keys text classification added, which NER never reads: older runs resume
+        tree = _without_classification_keys(tree)
     tree["distil"]["layer"] = layer  # resolved: the middle-layer default and an explicit 6 are one run
     tree["scheme"] = config.evaluation.scheme
     tree["decoding"] = DEFAULT_DECODING  # the stages' dev F1 reads its tags through it
     return hashlib.sha256(json.dumps([tree, transfer_windows], sort_keys=True).encode()).hexdigest()[:16]
+
+
+CLASSIFICATION_KEYS = {
+    "student": ("pooling",),
+    "distil": ("sentence_vector",),
+    "labeled": ("text_field", "label_field", "columns", "label_base", "dev_from_train"),
+    "transfer": ("text_field", "columns", "split_sentences"),
+}
+
+
+def _without_classification_keys(tree: dict[str, Any]) -> dict[str, Any]:
+    """A dumped config without the keys only text classification reads (as older NER runs recorded it)."""
+    for section in ("student", "distil"):
+        for key in CLASSIFICATION_KEYS[section]:
+            tree.get(section, {}).pop(key, None)
+    for section in ("labeled", "transfer"):
+        for entry in tree.get("data", {}).get(section) or []:
+            for key in CLASSIFICATION_KEYS[section]:
+                entry.pop(key, None)
+    return tree
 
 
 def run_schedule(
@@ -316,8 +344,8 @@ def run_schedule(
                 )
     settings = stage_settings(config)
     if not summaries:
-        start_f1 = dev.f1(student)["mean_f1"]
-        reporter.info(f"  student before training: dev mean F1 {start_f1:.2f}")
+        start_f1 = headline(dev.scores(student))
+        reporter.info(f"  student before training: dev mean {dev.task.metric} {start_f1:.2f}")
     state_dir.mkdir(parents=True, exist_ok=True)
     for stage in stages[len(summaries) :]:
         key = f"{fingerprint}:{len(summaries)}:{stage.name}"
@@ -370,8 +398,7 @@ def evaluate_split(
     """Scores of ``forward`` on labeled ``sentences`` read as the teacher reads them (gold boundaries and
     end to end)."""
     teacher = prepared.teacher
-    data = eval_set(
-        prepared.task,
+    data = prepared.task.eval_set(
         sentences,
         teacher.tokenizer,
         int(teacher.meta["max_length"]),
@@ -493,7 +520,7 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
     from xtremedistil.teacher.registry import resolve_teacher
 
     run_dir = Path(config.output_dir)
-    corpus = load_labeled_all(config.data.labeled, seed=config.seed)
+    corpus = load_corpus(config)
     finished = teacher_folder(config, run_dir)
     note = ""
     if (finished / META_FILE).is_file():
@@ -501,12 +528,18 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
     elif not config.teacher.fine_tune:
         teacher = ready_from_config(config, corpus, reporter)
     else:  # same architecture, same speed: time the pretrained encoder, fine-tuning comes first
-        labels = NerTask(corpus.labels()).labels
+        labels = corpus_labels(config.task, corpus)
         teacher = new_teacher(
-            resolve_teacher(config.teacher.name), labels, {"max_length": config.teacher.max_length}
+            resolve_teacher(config.teacher.name),
+            labels,
+            {
+                "max_length": config.teacher.max_length,
+                "task": config.task,
+                "truncation": config.teacher.truncation,
+            },
         )
         note = " (the teacher is not fine-tuned yet: `distil`/`cache` fine-tune it first)"
-    task = NerTask.from_labels(teacher.labels, reading=teacher.reading)
+    task = task_of(teacher.meta)
     max_length = int(teacher.meta.get("max_length", config.teacher.max_length))
     segment = segmenter(teacher.tokenizer, config.data.cjk)
     transfer = load_transfer(
@@ -516,9 +549,11 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
         config.seed,
         config.data.transfer_includes_train,
         segment,
+        task=config.task,
     )
-    train_units, _ = units_of(corpus.split("train"), segment)
-    windows, _ = task.encode(train_units + transfer, teacher.tokenizer, max_length)
+    windows, _ = task.encode(
+        task.inputs(corpus.split("train"), segment) + transfer, teacher.tokenizer, max_length
+    )
     sample = [windows[i] for i in np.random.default_rng(0).permutation(len(windows))[:64]]
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
     start = time.perf_counter()
@@ -535,6 +570,7 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
         "",
         int(teacher.model.config.hidden_size),
         len(teacher.labels),
+        config.distil.sentence_vector if task.level == "sequence" else "",
     )
     est = estimate(windows, spec, rate)
     return (

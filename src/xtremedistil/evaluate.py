@@ -15,7 +15,7 @@ from xtremedistil.batching import SpecialIds, iterate_batches
 from xtremedistil.data.records import Sentence
 from xtremedistil.progress import Reporter, SilentReporter
 from xtremedistil.segment import char_entities, text_and_spans, units_of, word_tags
-from xtremedistil.tasks.base import Batch, Encoded, EncodingStats
+from xtremedistil.tasks.base import Batch, Encoded
 from xtremedistil.tasks.ner import NerTask, expand_to_subwords, span_scores
 
 Forward = Callable[[Batch], torch.Tensor]  # batch -> logits (B, T, C)
@@ -29,13 +29,14 @@ def predict_logits(
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
 ) -> list[np.ndarray]:
-    """Logits of every window (specials stripped), in the order of ``encoded``; length-sorted batches."""
+    """Logits of every window (specials stripped), in the order of ``encoded``; length-sorted batches. A
+    sequence-level model gives one (C,) row per window."""
     out: list[np.ndarray | None] = [None] * len(encoded)
     with torch.inference_mode():
         for batch in iterate_batches(encoded, batch_size, special, shuffle=False):
             logits = forward(batch).float().numpy()
             for row, i in enumerate(batch.index.tolist()):
-                out[i] = logits[row, 1 : len(encoded[i]) + 1]
+                out[i] = logits[row] if logits.ndim == 2 else logits[row, 1 : len(encoded[i]) + 1]
             if progress is not None:
                 progress(len(batch))
     return out  # type: ignore[return-value]
@@ -46,10 +47,10 @@ class EvalSet:
     """Labeled sentences as a model meets them: the gold words (scored at gold word boundaries), the units
     of their raw text that the model reads (what ``predict`` reads from the same text) and their windows."""
 
-    gold: list[Sentence]
-    units: list[Sentence]
+    gold: list[Any]  # Sentence (NER) or Document (classification)
+    units: list[Any]
     encoded: list[Encoded]
-    stats: EncodingStats | None = None
+    stats: Any = None  # the task's encoding statistics
 
     def __len__(self) -> int:
         return len(self.gold)
@@ -89,7 +90,7 @@ def score_eval_set(
 
 def evaluate_set(
     forward: Forward | None,
-    task: NerTask,
+    task: Any,
     data: EvalSet,
     special: SpecialIds,
     *,
@@ -105,11 +106,11 @@ def evaluate_set(
         assert forward is not None
         with (reporter or SilentReporter()).bar(description, total=len(data.encoded)) as advance:
             logits = predict_logits(forward, data.encoded, special, batch_size, progress=advance)
-    elif len(logits) != len(data.encoded) or any(
-        len(z) != len(e) for z, e in zip(logits, data.encoded, strict=True)
+    elif len(logits) != len(data.encoded) or (
+        task.level == "token" and any(len(z) != len(e) for z, e in zip(logits, data.encoded, strict=True))
     ):
         raise ValueError("precomputed logits do not match the windows (another max_length or tokenizer?)")
-    return score_eval_set(task, data, logits, scheme=scheme)
+    return task.score_eval_set(data, logits, scheme=scheme)
 
 
 def char_span_scores(data: EvalSet, unit_tags: Sequence[Sequence[str]]) -> dict[str, Any]:

@@ -9,6 +9,14 @@ import torch
 
 @dataclass(frozen=True)
 class TokenOutput:
+    """Per sub-word for token tasks (NER); one row per window for sequence tasks (text classification):
+    logits (B, C), hidden (B, H) the teacher's layer vector or the student's projected sentence vector,
+    and no mask."""
+
     logits: torch.Tensor  # (B, T, C)
     hidden: torch.Tensor | None = None  # (B, T, H): teacher layer state, or the student's projection
     mask: torch.Tensor | None = None  # (B, T) bool, real sub-words (no specials, no padding)
+
+    @property
+    def per_sequence(self) -> bool:
+        return self.logits.dim() == 2

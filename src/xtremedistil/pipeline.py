@@ -13,13 +13,14 @@ import numpy as np
 from xtremedistil.batching import SpecialIds
 from xtremedistil.config import RunConfig, config_to_toml
 from xtremedistil.data.records import Corpus
-from xtremedistil.data.sources import load_labeled_all
+from xtremedistil.data.sources import load_corpus
 from xtremedistil.errors import ConfigError, XtremeDistilError
-from xtremedistil.evaluate import eval_set, evaluate_set, markdown_table, per_type_table
+from xtremedistil.evaluate import evaluate_set, markdown_table, per_type_table
 from xtremedistil.io import read_json, write_json, write_text
 from xtremedistil.progress import Reporter, SilentReporter
 from xtremedistil.segment import model_segmenter, same_policy
-from xtremedistil.tasks.ner import DEFAULT_DECODING, NerTask
+from xtremedistil.tasks.ner import DEFAULT_DECODING
+from xtremedistil.tasks.registry import corpus_labels, task_of
 from xtremedistil.teacher.model import META_FILE, Teacher, load_teacher
 from xtremedistil.teacher.train import fine_tune_teacher, teacher_dir
 from xtremedistil.training import setup_torch
@@ -123,7 +124,7 @@ def update_metrics(run_dir: Path, **entries: Any) -> dict[str, Any]:
 
 def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: Reporter) -> Teacher:
     """The fine-tuned teacher: a given run's, this run's finished one (resume), or a new fine-tuning."""
-    labels = NerTask(corpus.labels()).labels
+    labels = corpus_labels(config.task, corpus)
     if config.teacher.run:
         source = teacher_folder(config, run_dir)
         teacher = load_teacher(source)
@@ -153,6 +154,10 @@ def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: R
         write_json(run_dir / "teacher_history.json", history)
         checkpoint.unlink(missing_ok=True)
         update_metrics(run_dir, teacher_training=_without_evaluations(history))
+    if teacher.task != config.task:
+        raise XtremeDistilError(
+            f"the teacher was made for task {teacher.task!r}, this config is {config.task!r}"
+        )
     if teacher.labels != labels:
         raise XtremeDistilError(f"the teacher predicts {teacher.labels} but the data has labels {labels}")
     recorded = teacher.meta.get("segmentation")
@@ -219,8 +224,13 @@ def ready_from_config(config: RunConfig, corpus: Corpus, reporter: Reporter) -> 
     from xtremedistil.teacher.registry import resolve_teacher
     from xtremedistil.teacher.train import reading_meta
 
+    if config.task != "ner":
+        raise ConfigError(
+            "teacher.fine_tune = false (a model fine-tuned elsewhere) is for NER teachers so far; for text "
+            "classification, let xtremedistil fine-tune the teacher (teacher.fine_tune = true)"
+        )
     folder = resolve_teacher(config.teacher.name)
-    labels = NerTask(corpus.labels()).labels
+    labels = corpus_labels(config.task, corpus)
     reading = config.teacher.reading
     if reading == "auto":  # made by xtremedistil: read as it was fine-tuned; else Hugging Face's recipe
         made_here = folder / META_FILE
@@ -260,7 +270,7 @@ def evaluate_model(
     if isinstance(model, Teacher):
         name, forward = "teacher", (lambda b: model(b).logits)
         max_length = int(model.meta.get("max_length", 128))
-        task = NerTask.from_labels(list(model.meta["labels"]), reading=model.reading)
+        task = task_of(model.meta, decoding=DEFAULT_DECODING)
     else:  # a student decodes the way it was saved to
         name, forward, max_length = "student", model.forward, model.max_length
         task = model.task
@@ -271,7 +281,7 @@ def evaluate_model(
         sentences = corpus.split(split)
         if not sentences:
             continue
-        data = eval_set(task, sentences, model.tokenizer, max_length, segment)
+        data = task.eval_set(sentences, model.tokenizer, max_length, segment)
         results[split], _ = evaluate_set(
             forward,
             task,
@@ -290,7 +300,10 @@ def scored_as(
     results: dict[str, Any] | None, scheme: str, decoding: str = DEFAULT_DECODING, reading: str = "text"
 ) -> bool:
     """True if stored per-split scores exist, were computed with ``scheme`` and ``decoding`` and include the
-    raw-text F1 (teacher and student must be compared like with like)."""
+    raw-text F1 (teacher and student must be compared like with like). Classification scores have no
+    scheme, decoding or reading to differ in."""
+    if results and all(r.get("metric") == "accuracy" for r in results.values()):
+        return True
     return bool(results) and all(
         r.get("scheme") == scheme
         and r.get("decoding") == decoding
@@ -306,7 +319,7 @@ def run_teacher(config: RunConfig, reporter: Reporter | None = None) -> dict[str
     threads = setup_torch(config.threads, config.seed)
     start = time.perf_counter()
     run_dir = prepare_run_dir(config)
-    corpus = load_labeled_all(config.data.labeled, seed=config.seed)
+    corpus = load_corpus(config)
     reporter.info(f"data: {describe_corpus(corpus)}")
     teacher = obtain_teacher(config, corpus, run_dir, reporter)
     results = score_teacher(teacher, corpus, config, run_dir, reporter)
@@ -316,6 +329,12 @@ def run_teacher(config: RunConfig, reporter: Reporter | None = None) -> dict[str
 
 
 def model_report(results: dict[str, Any], name: str = "teacher") -> str:
+    if any(r.get("metric") == "accuracy" for r in results.values()):
+        from xtremedistil.report import classification_tables
+
+        return f"# {name.capitalize()} evaluation\n" + "".join(
+            f"\n## {split}\n\n" + classification_tables({name: r}) for split, r in results.items()
+        )
     parts = [f"# {name.capitalize()} evaluation\n"]
     for split, result in results.items():
         columns = {f"{name} F1, gold words": result}
@@ -412,14 +431,15 @@ def evaluate_model_dir(
                 else f"as in the run: at most {limit} per language, seed {seed}"
             )
     scheme = scheme or "strict-word"
-    corpus = load_labeled(source, seed=seed)
     if not teacher and student_folder(model_dir) is not None:
         model: Teacher | StudentPredictor = open_predictor(model_dir)
         name, labels = "student", model.meta["labels"]
     else:
         model = load_teacher(find_teacher_folder(Path(model_dir)))
         name, labels = "teacher", model.labels
-    missing = sorted(set(NerTask(corpus.labels()).labels) - set(labels))
+    task = model.meta.get("task", "ner")
+    corpus = load_labeled(source, seed=seed, task=task)
+    missing = sorted(set(corpus_labels(task, corpus)) - set(labels))
     if missing:
         raise XtremeDistilError(f"the data has labels {missing} that the {name} does not predict")
     results = evaluate_model(model, corpus, reporter, splits=(split,), scheme=scheme)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 _NON_SPACE = re.compile(r"\S+")
 
@@ -44,6 +45,27 @@ class Sentence:
         return Sentence(self.words, None, self.lang, self.text, self.spans)
 
 
+@dataclass(frozen=True)
+class Document:
+    """A text with one class label (text classification), or ``None`` when unlabeled."""
+
+    text: str
+    label: str | None = None
+    lang: str = "und"
+
+    @property
+    def is_labeled(self) -> bool:
+        return self.label is not None
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """Whitespace-separated words (what de-duplication and statistics compare)."""
+        return tuple(self.text.split())
+
+    def unlabeled(self) -> Document:
+        return Document(self.text, None, self.lang)
+
+
 @dataclass
 class Corpus:
     """A multilingual labeled corpus: language -> split -> sentences.
@@ -51,7 +73,7 @@ class Corpus:
     Training is joint over all languages; evaluation is per language.
     """
 
-    splits: dict[str, dict[str, list[Sentence]]] = field(default_factory=dict)
+    splits: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # Sentence (NER) or Document
     name: str = ""
 
     @property
@@ -63,7 +85,11 @@ class Corpus:
         return [s for lang in self.languages for s in self.splits[lang].get(name, [])]
 
     def labels(self) -> list[str]:
-        """Sorted entity types (``PER``, ``LOC`` ...) over all splits and languages."""
+        r"""Sorted entity types (``PER``, ``LOC`` ...) over all splits and languages; for a corpus of
+        ``Document``\ s, the sorted class labels."""
+        items = [x for by_split in self.splits.values() for xs in by_split.values() for x in xs]
+        if items and isinstance(items[0], Document):
+            return sorted({x.label for x in items if x.label is not None})
         types = {
             tag[2:]
             for by_split in self.splits.values()

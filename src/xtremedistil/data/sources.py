@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from xtremedistil.config import LabeledSource, TransferSource
 from xtremedistil.data.augment import mention_replacement
@@ -17,7 +18,7 @@ from xtremedistil.data.readers import (
     read_corpus_folder,
     read_tagged_file,
 )
-from xtremedistil.data.records import Corpus, Sentence
+from xtremedistil.data.records import Corpus, Document, Sentence
 from xtremedistil.data.unlabeled import embedded_pool, read_text_file, sample_sentences, unlabeled_view
 from xtremedistil.errors import DataError
 from xtremedistil.segment import units_of
@@ -25,9 +26,14 @@ from xtremedistil.segment import units_of
 EMBEDDED = "embedded:"
 
 
-def load_labeled(source: LabeledSource, seed: int = 13, reports: list[ReadReport] | None = None) -> Corpus:
+def load_labeled(
+    source: LabeledSource, seed: int = 13, reports: list[ReadReport] | None = None, task: str = "ner"
+) -> Corpus:
     """One labeled source: ``embedded:<name>``, a corpus folder, a single file (train split only), or one
-    file per split. ``reports`` collects what each file read found (``data check``)."""
+    file per split. ``reports`` collects what each file read found (``data check``). ``task``: ``ner``
+    reads tagged sentences, ``classification`` labeled texts (``data.texts``)."""
+    if task == "classification":
+        return _load_texts(source, seed)
     options = {
         "format": "auto" if source.format == "hf" else source.format,
         "encoding": source.encoding,
@@ -87,13 +93,92 @@ def load_labeled(source: LabeledSource, seed: int = 13, reports: list[ReadReport
     return limit_corpus(corpus, max_per_split=limits, seed=seed)
 
 
-def load_labeled_all(sources: Sequence[LabeledSource], seed: int = 13) -> Corpus:
+def _load_texts(source: LabeledSource, seed: int) -> Corpus:
+    from xtremedistil.data.embedded_texts import EMBEDDED_TEXTS, load_embedded_texts
+    from xtremedistil.data.texts import hold_out_dev, read_text_folder, read_text_table
+
+    fields = text_fields(source)
+    fmt = source.format if source.format in ("tsv", "csv", "jsonl") else "auto"
+    if source.format not in ("auto", "tsv", "csv", "jsonl"):
+        raise DataError(f'format = "{source.format}" is for NER data; classification reads tsv, csv or jsonl')
+    if source.source is None:
+        lang = source.lang or "und"
+        files = {"train": source.train, "dev": source.dev, "test": source.test}
+        splits = {}
+        for split, f in files.items():
+            if f:
+                if not Path(f).is_file():
+                    raise DataError("labeled data file not found", path=f)
+                splits[split] = read_text_table(
+                    f, lang=lang, fmt=fmt, encoding=source.encoding, fields=fields
+                )
+        corpus = Corpus({lang: splits}, Path(next(f for f in files.values() if f)).parent.name)
+    elif source.source.startswith(EMBEDDED):
+        name = source.source.removeprefix(EMBEDDED)
+        if name not in EMBEDDED_TEXTS:
+            raise DataError(
+                f"unknown embedded classification corpus {name!r}; available: {', '.join(sorted(EMBEDDED_TEXTS))}"
+            )
+        corpus = load_embedded_texts(name)
+        if source.languages:
+            corpus = Corpus({k: v for k, v in corpus.splits.items() if k in source.languages}, corpus.name)
+    else:
+        path = Path(source.source)
+        if path.is_dir():
+            corpus = read_text_folder(
+                path,
+                lang=source.lang,
+                languages=source.languages,
+                fmt=fmt,
+                encoding=source.encoding,
+                fields=fields,
+            )
+        elif path.is_file():
+            lang = source.lang or "und"
+            docs = read_text_table(path, lang=lang, fmt=fmt, encoding=source.encoding, fields=fields)
+            corpus = Corpus({lang: {"train": docs}}, path.name)
+        else:
+            raise DataError(
+                "labeled data not found (expected embedded:<name>, a folder or a file)", path=path
+            )
+    if source.dev_from_train:
+        corpus = hold_out_dev(corpus, source.dev_from_train, seed)
+    limits = {"train": source.max_train, "dev": source.max_dev, "test": source.max_test}
+    return limit_corpus(corpus, max_per_split=limits, seed=seed)
+
+
+def text_fields(source: LabeledSource | TransferSource) -> Any:
+    """The ``TextFields`` of a classification source's config."""
+    from xtremedistil.data.texts import TextFields
+
+    text = source.text_field
+    label_names = getattr(source, "label_names", None)
+    return TextFields(
+        text=(text,) if isinstance(text, str) else tuple(text) if text else None,
+        label=getattr(source, "label_field", None),
+        columns=tuple(source.columns) if source.columns else None,
+        label_names=tuple(label_names) if label_names else None,
+        label_base=getattr(source, "label_base", 0),
+    )
+
+
+def load_labeled_all(sources: Sequence[LabeledSource], seed: int = 13, task: str = "ner") -> Corpus:
     """All labeled sources merged into one multilingual corpus with one shared label set."""
     corpus = Corpus()
     for source in sources:
-        corpus = corpus.merge(load_labeled(source, seed=seed))
-    check_label_sets(corpus)
+        corpus = corpus.merge(load_labeled(source, seed=seed, task=task))
+    if task == "classification":
+        from xtremedistil.data.texts import check_class_labels
+
+        check_class_labels(corpus)
+    else:
+        check_label_sets(corpus)
     return corpus
+
+
+def load_corpus(config: Any) -> Corpus:
+    """The labeled data of a run config."""
+    return load_labeled_all(config.data.labeled, seed=config.seed, task=config.task)
 
 
 def load_transfer(
@@ -103,17 +188,37 @@ def load_transfer(
     seed: int = 13,
     exclude_train: bool = True,
     segment: Callable[[str], list[tuple[int, int]]] | None = None,
-) -> list[Sentence]:
-    """The unlabeled transfer set: every source, deduplicated, optionally sampled down to ``limit``.
+    task: str = "ner",
+) -> list[Any]:
+    r"""The unlabeled transfer set: every source, deduplicated, optionally sampled down to ``limit``.
 
     Dev and test text never enters it; train text neither when ``exclude_train`` (it joins the cache as
     the labeled windows instead). With ``segment``, every sentence is then cut into the units ``predict``
     reads (raw text as it was, gold-tokenised text detokenised first), so the student trains on the inputs
-    it will see."""
-    sentences: list[Sentence] = []
+    it will see. For ``task = "classification"`` the result is ``Document``\ s (the texts as they are)."""
+    from xtremedistil.data.texts import TABLE_FORMATS, read_text_table, split_sentences
+
+    sentences: list[Any] = []
     for source in sources:
-        if source.source.startswith(EMBEDDED):
-            part = embedded_pool(source.source.removeprefix(EMBEDDED))
+        name = Path(source.source).name.removesuffix(".gz")
+        if (
+            source.text_field is not None
+            or source.columns is not None
+            or (Path(source.source).is_file() and Path(name).suffix.lstrip(".") in TABLE_FORMATS)
+        ):
+            docs = read_text_table(
+                source.source,
+                lang=source.lang or "und",
+                encoding=source.encoding,
+                fields=text_fields(source),
+                labeled=False,
+            )
+            part = split_sentences(docs) if source.split_sentences else docs
+        elif source.source.startswith(EMBEDDED):
+            from xtremedistil.data.embedded_texts import EMBEDDED_TEXTS, embedded_text_pool
+
+            pool = source.source.removeprefix(EMBEDDED)
+            part = embedded_text_pool(pool) if pool in EMBEDDED_TEXTS else embedded_pool(pool)
         elif source.source == "augment:train":
             part = mention_replacement(labeled.split("train"), source.copies, seed, source.mentions)
         elif source.source.startswith("labeled:"):
@@ -134,6 +239,8 @@ def load_transfer(
     seen: set[tuple[str, ...]] = {s.words for split in excluded for s in labeled.split(split)}
     unique = [s for s in sentences if not (s.words in seen or seen.add(s.words))]
     chosen = sample_sentences(unique, limit, seed) if limit is not None else unique
+    if task == "classification":
+        return [as_document(s) for s in chosen]
     if segment is None:
         return chosen
     return [s for s in units_of(chosen, segment)[0] if s.words]
@@ -187,3 +294,13 @@ def check_table(sources: Sequence[LabeledSource], seed: int = 13) -> str:
             f"## {title}\n\n" + "\n".join(rows) + "\n\n" + stats_markdown(corpus_stats(corpus), title=title)
         )
     return "\n\n".join(parts)
+
+
+def as_document(item: Sentence | Document) -> Document:
+    """Unlabeled text for a classification transfer set: a document as it is, a sentence as its text."""
+    if isinstance(item, Document):
+        return item.unlabeled()
+    from xtremedistil.segment import detokenize
+
+    text = item.text if item.text is not None else detokenize(item.words)[0]
+    return Document(text, None, item.lang)

@@ -21,7 +21,7 @@ from xtremedistil.student.losses import objective
 from xtremedistil.student.model import BiLSTMStudent
 from xtremedistil.student.schedule import Stage
 from xtremedistil.tasks.base import Batch, Encoded
-from xtremedistil.tasks.ner import NerTask
+from xtremedistil.tasks.registry import headline, per_language
 from xtremedistil.training import EvalRecord, FitLog, StepRecord, drain, fit, seed_everything
 
 
@@ -96,12 +96,13 @@ def stage_loss(
 
 @dataclass
 class DevSet:
-    """The labeled dev split with the teacher's outputs: the dev value of every stage's objective, and F1
-    (``scheme`` at gold word boundaries, and end to end). ``pool`` holds the windows of ``data``."""
+    """The labeled dev split with the teacher's outputs: the dev value of every stage's objective, and the
+    task's scores (NER: F1 with ``scheme`` at gold word boundaries, and end to end; classification:
+    accuracy and macro-F1). ``pool`` holds the windows of ``data``."""
 
     data: EvalSet
     pool: Pool
-    task: NerTask
+    task: Any  # the run's task (tasks.registry)
     special: SpecialIds
     scheme: str = "strict-word"
 
@@ -114,7 +115,7 @@ class DevSet:
             total, count = total + loss.item() * len(db.batch), count + len(db.batch)
         return total / max(count, 1)
 
-    def f1(self, student: BiLSTMStudent) -> dict[str, Any]:
+    def scores(self, student: BiLSTMStudent) -> dict[str, Any]:
         was_training = student.training
         student.eval()
         scores, _ = evaluate_set(
@@ -173,7 +174,7 @@ def run_stage(
     by_f1 = settings.select_on == "f1"
 
     def evaluate() -> float:
-        return dev.f1(student)["mean_f1"] if by_f1 else dev.objective(student, stage, settings)
+        return headline(dev.scores(student)) if by_f1 else dev.objective(student, stage, settings)
 
     log = FitLog()
     saver = log.checkpoint(checkpoint, settings.checkpoint_every, key, reporter.info, stage.name)
@@ -201,7 +202,7 @@ def run_stage(
             ),
             record,
         )
-    scores = dev.f1(student)
+    scores = dev.scores(student)
     summary = {
         "stage": stage.name,
         "losses": stage.weights,
@@ -213,14 +214,21 @@ def run_stage(
         "best_step": result.best_step,
         "stopped_early": result.stopped_early,
         "dev_objective" if not by_f1 else "dev_f1_selected": result.best,
-        "dev_mean_f1": scores["mean_f1"],
-        "dev_f1": {lang: 100 * m["f1"] for lang, m in scores["languages"].items()},
+        "metric": dev.task.metric,
+        "dev_mean": headline(scores),
+        "dev_by_language": per_language(scores),
+        **(
+            {"dev_mean_f1": scores["mean_f1"], "dev_f1": per_language(scores)}
+            if dev.task.metric == "f1"
+            else {}
+        ),
         "seconds": log.seconds,
         "evaluations": log.evaluations,
     }
-    objective_text = f"dev objective {result.best:.4f}" if not by_f1 else f"dev F1 {result.best:.2f}"
+    metric = dev.task.metric
+    objective_text = f"dev objective {result.best:.4f}" if not by_f1 else f"dev {metric} {result.best:.2f}"
     reporter.info(
         f"  {stage.name}: {result.steps} steps, best at step {result.best_step}, {objective_text}, "
-        f"dev mean F1 {scores['mean_f1']:.2f} ({summary['seconds']:.0f}s)"
+        f"dev mean {metric} {headline(scores):.2f} ({summary['seconds']:.0f}s)"
     )
     return summary

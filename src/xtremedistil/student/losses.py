@@ -9,14 +9,17 @@ from xtremedistil.outputs import TokenOutput
 from xtremedistil.tasks.base import IGNORE_INDEX, Batch
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` (B, T, ...) over positions where ``mask`` (B, T) is True and its trailing dims."""
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values`` (B, T, ...) over positions where ``mask`` (B, T) is True and its trailing dims;
+    ``mask=None`` (one row per window, sequence tasks): over everything."""
+    if mask is None:
+        return values.mean() if values.numel() else values.sum() * 0.0
     selected = values[mask]
     return selected.mean() if selected.numel() else values.sum() * 0.0
 
 
 def representation_loss(
-    student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor, kind: str = "mse"
+    student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor | None, kind: str = "mse"
 ) -> torch.Tensor:
     """L_RL: the student's projected state against the teacher's layer state (MSE, or the paper's KL)."""
     if kind == "kl":
@@ -27,20 +30,26 @@ def representation_loss(
     return _masked_mean((student.hidden - teacher.hidden) ** 2, mask)
 
 
-def logit_loss(student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor) -> torch.Tensor:
+def logit_loss(student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor | None) -> torch.Tensor:
     """L_LL: MSE between student and teacher logits (no temperature), as in the paper."""
     return _masked_mean((student.logits - teacher.logits) ** 2, mask)
 
 
 def label_loss(student: TokenOutput, batch: Batch) -> torch.Tensor:
-    """L_CE: cross-entropy on gold labels at first sub-words; other positions are ignored."""
+    """L_CE: cross-entropy on gold labels at first sub-words (other positions are ignored), or on the
+    window's class for sequence tasks."""
+    if student.per_sequence:
+        assert batch.labels is not None
+        if not (batch.labels != IGNORE_INDEX).any():
+            return student.logits.sum() * 0.0
+        return F.cross_entropy(student.logits, batch.labels, ignore_index=IGNORE_INDEX)
     if not (batch.targets != IGNORE_INDEX).any():
         return student.logits.sum() * 0.0
     return F.cross_entropy(student.logits.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
 def soft_target_loss(
-    student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor, temperature: float = 2.0
+    student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor | None, temperature: float = 2.0
 ) -> torch.Tensor:
     """Hinton et al.: KL between temperature-softened distributions, scaled by T^2."""
     log_p = F.log_softmax(student.logits / temperature, dim=-1)
@@ -66,9 +75,14 @@ def objective(
     method, several for the joint-loss baselines).
 
     The representation loss reads every real sub-word; the logit losses read word starts only by default,
-    since the teacher was trained to classify first sub-words and its logits elsewhere carry no label."""
-    mask = batch.token_mask
-    logit_mask = mask & batch.word_start if logit_positions == "word-start" else mask
+    since the teacher was trained to classify first sub-words and its logits elsewhere carry no label.
+    Sequence-level outputs (one row per window) are read whole."""
+    mask: torch.Tensor | None
+    if student.per_sequence:
+        mask = logit_mask = None
+    else:
+        mask = batch.token_mask
+        logit_mask = mask & batch.word_start if logit_positions == "word-start" else mask
     total = student.logits.new_zeros(())
     for name, weight in weights.items():
         if name == "labels":

@@ -1,4 +1,5 @@
-"""The BiLSTM student: embedding -> BiLSTM -> projection to the teacher's hidden size -> dropout -> head.
+"""The BiLSTM student: embedding -> BiLSTM -> projection to the teacher's hidden size -> dropout -> head,
+per sub-word (NER), or over one sentence vector pooled from the BiLSTM states (text classification).
 
 It reads the teacher's own sub-word ids; a lookup table maps them onto its trimmed vocabulary, so it
 tokenizes raw text with the teacher's tokenizer and needs nothing else.
@@ -38,6 +39,9 @@ class StudentConfig:
     dropout: float = 0.2
     word_dropout: float = 0.0  # training only: a real sub-word is read as UNK with this probability
     representation: str = "pre-activation"  # where the representation loss reads the projection
+    # "none": one output per sub-word (token tasks); "last" (both directions' final states), "mean" or
+    # "max": one sentence vector per window (sequence tasks)
+    pooling: str = "none"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -51,6 +55,27 @@ def build_vocabulary(teacher_ids: Iterable[np.ndarray], always: Sequence[int]) -
     (the tokenizer's specials). Student id = 2 + position in this array (0 = padding, 1 = unknown)."""
     ids = [np.asarray(a, dtype=np.int64) for a in teacher_ids] + [np.asarray(always, dtype=np.int64)]
     return np.unique(np.concatenate(ids))
+
+
+POOLINGS = ("none", "last", "mean", "max")
+
+
+def pool_states(states: torch.Tensor, lengths: torch.Tensor, how: str) -> torch.Tensor:
+    """(B, T, 2H) BiLSTM states of right-padded rows -> (B, 2H) sentence vectors that read only each row's
+    first ``length`` positions: ``last`` = the forward state at the last real position and the backward
+    state at the first (each direction's final state), ``mean`` / ``max`` over the real positions."""
+    positions = torch.ones_like(states[..., 0], dtype=torch.long).cumsum(1) - 1  # (B, T)
+    real = (positions < lengths.unsqueeze(1)).unsqueeze(-1)  # (B, T, 1)
+    if how == "last":
+        half = states.shape[-1] // 2
+        last = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, half)
+        forward_final = states[..., :half].gather(1, last).squeeze(1)
+        return torch.cat([forward_final, states[:, 0, half:]], dim=-1)
+    if how == "mean":
+        return (states * real).sum(1) / lengths.clamp(min=1).unsqueeze(1).to(states.dtype)
+    if how == "max":
+        return states.masked_fill(~real, torch.finfo(states.dtype).min).amax(1)
+    raise ValueError(f"unknown pooling {how!r}; expected one of {', '.join(POOLINGS)}")
 
 
 def reverse_within_lengths(lengths: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -168,11 +193,13 @@ class BiLSTMStudent(nn.Module):
             ids = ids.masked_fill(dropped, UNK)
         projected, activated, logits = self._layers(ids, batch.attention_mask.sum(1))
         hidden = projected if self.config.representation == "pre-activation" else activated
-        return TokenOutput(logits=logits, hidden=hidden, mask=batch.token_mask)
+        mask = None if self.config.pooling != "none" else batch.token_mask
+        return TokenOutput(logits=logits, hidden=hidden, mask=mask)
 
     def logits(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Inference only, from tensors: (B, T) teacher ids (with specials, right-padded) and (B,) lengths
-        (with specials) -> (B, T, C) logits. The graph ``student.export`` writes to ONNX."""
+        (with specials) -> (B, T, C) logits, or (B, C) for a pooled student. The graph ``student.export``
+        writes to ONNX."""
         positions = torch.ones_like(input_ids).cumsum(1) - 1
         ids = self.student_ids(input_ids).masked_fill(positions >= lengths.unsqueeze(1), PAD)
         return self._layers(ids, lengths)[2]
@@ -181,7 +208,9 @@ class BiLSTMStudent(nn.Module):
         self, ids: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         states = self.bilstm(self.embedding(ids), lengths)  # (B, T, 2H)
-        projected = self.projection(states)  # (B, T, D) before the activation
+        if self.config.pooling != "none":
+            states = pool_states(states, lengths, self.config.pooling)  # (B, 2H)
+        projected = self.projection(states)  # (B, T, D) before the activation, or (B, D) pooled
         activated = F.gelu(projected)
         return projected, activated, self.head(self.dropout(activated))  # logits (B, T, C)
 

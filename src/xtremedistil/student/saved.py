@@ -1,6 +1,7 @@
 """A saved student is a self-describing folder: ``student.json`` (config, labels, provenance),
 ``model.safetensors``, ``vocab.json`` (the teacher sub-word ids it keeps) and the teacher's tokenizer files.
-``load_student(path)`` gives a ``StudentPredictor`` that predicts entities with character offsets."""
+``load_student(path)`` gives a ``StudentPredictor`` that predicts entities with character offsets, or for a
+text-classification student a ``ClassifierPredictor`` that predicts a label and class probabilities."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ import numpy as np
 from safetensors.torch import load_file, save_file
 
 from xtremedistil.batching import SpecialIds
-from xtremedistil.data.records import Sentence
+from xtremedistil.data.records import Document, Sentence
 from xtremedistil.errors import XtremeDistilError
 from xtremedistil.evaluate import predict_logits
 from xtremedistil.io import read_json, write_json
 from xtremedistil.segment import char_entities, model_segmenter
 from xtremedistil.student.model import BiLSTMStudent, StudentConfig
-from xtremedistil.tasks.ner import NerTask
+from xtremedistil.tasks.registry import task_of
 from xtremedistil.teacher.model import load_tokenizer
 
 META = "student.json"
@@ -46,7 +47,7 @@ def save_student(
         tmp / META,
         {
             "architecture": "bilstm",
-            "task": "ner",
+            "task": "ner",  # a classification student's meta says so
             "config": student.config.to_dict(),
             "labels": labels,
             **meta,
@@ -135,9 +136,7 @@ class StudentPredictor:
         self.student, self.tokenizer, self.meta, self.backend = student, tokenizer, meta, backend
         self.forward = forward or (lambda b: self.student(b).logits)
         # students saved before constrained decoding existed were scored with argmax: keep it for them
-        self.task = NerTask.from_labels(
-            meta["labels"], meta.get("decoding", "argmax"), meta.get("reading", "text")
-        )
+        self.task = task_of(meta, decoding=meta.get("decoding", "argmax"))
         self.special = SpecialIds.from_tokenizer(tokenizer)
         self.max_length = int(meta.get("max_length", 128))
         self.segment = model_segmenter(tokenizer, meta)
@@ -205,6 +204,38 @@ class _Clock:
             self.last = now
 
 
+class ClassifierPredictor(StudentPredictor):
+    """A loaded text-classification student: raw text in, a label and the class probabilities out."""
+
+    def probabilities(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """(texts, classes) probabilities, columns in the order of ``labels``."""
+        docs = [Document(text) for text in texts]
+        encoded, _ = self.task.encode(docs, self.tokenizer, self.max_length)
+        return self.task.probabilities(predict_logits(self.forward, encoded, self.special, batch_size))
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.task.labels)
+
+    def predict(  # type: ignore[override]
+        self, texts: str | Iterable[str], batch_size: int = 64, timings: dict[str, float] | None = None
+    ) -> list[dict[str, Any]]:
+        """``{"label", "probabilities": {label: p}}`` per text (a single string gives a one-element list)."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            return []
+        probs = self.probabilities(texts, batch_size)
+        return [
+            {
+                "label": self.labels[int(row.argmax())],
+                "probabilities": {
+                    label: round(float(p), 6) for label, p in zip(self.labels, row, strict=True)
+                },
+            }
+            for row in probs
+        ]
+
+
 def load_student(path: str | Path, backend: str = "auto") -> StudentPredictor:
     """Load a saved student folder; ``.predict(texts)`` returns entities with character offsets.
     ``backend``: ``torch``, or the folder's ONNX export on onnxruntime (``onnx``, ``onnx-int8``; made by
@@ -224,7 +255,8 @@ def load_student(path: str | Path, backend: str = "auto") -> StudentPredictor:
         from xtremedistil.student.export import OnnxForward
 
         forward = OnnxForward(path, "int8" if backend == "onnx-int8" else "fp32")
-    return StudentPredictor(student, tokenizer, meta, forward, backend)
+    kind = ClassifierPredictor if meta.get("task") == "classification" else StudentPredictor
+    return kind(student, tokenizer, meta, forward, backend)
 
 
 def student_folder(path: str | Path) -> Path | None:
@@ -249,6 +281,14 @@ def format_predictions(
 
     if fmt not in ("jsonl", "conll"):
         raise XtremeDistilError(f"unknown format {fmt!r}; expected jsonl or conll")
+    if isinstance(predictor, ClassifierPredictor):
+        if fmt != "jsonl":
+            raise XtremeDistilError("a text-classification student predicts JSON lines only (--format jsonl)")
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start : start + batch_size])
+            for text, answer in zip(chunk, predictor.predict(chunk, batch_size), strict=True):
+                yield json.dumps({"text": text, **answer}, ensure_ascii=False)
+        return
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start : start + batch_size])
         if fmt == "jsonl":

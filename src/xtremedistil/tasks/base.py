@@ -1,5 +1,6 @@
 """The task abstraction: a task owns its labels, how text becomes model inputs, loss masking, decoding and
-its metric. NER (token classification) is the first task; text classification plugs in here later."""
+its metric. Two tasks: NER (token classification, ``tasks.ner``) and text classification
+(``tasks.classify``); the orchestrators get theirs from ``tasks.registry`` and never name one."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ class Encoded:
     """One model input: a window of a sentence as sub-word ids (no specials), with its labels.
 
     ``targets`` holds one class id per sub-word, ``IGNORE_INDEX`` where the loss must not look (for NER: all
-    but the first sub-word of each word; everywhere for unlabeled text).
+    but the first sub-word of each word; everywhere for unlabeled text). A sequence-level task (text
+    classification) puts the window's class in ``label`` instead (``IGNORE_INDEX`` when unlabeled).
     """
 
     input_ids: np.ndarray  # (T,) int32, without [CLS]/[SEP]
@@ -29,6 +31,7 @@ class Encoded:
     sentence: int  # index of the source sentence
     first_word: int  # index of this window's first word within the source sentence
     lang: str
+    label: int = IGNORE_INDEX  # sequence-level tasks: the class of the whole window
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -43,6 +46,7 @@ class Batch:
     targets: torch.Tensor  # (B, T) long, IGNORE_INDEX on specials, padding and unlabeled positions
     word_start: torch.Tensor  # (B, T) bool
     index: torch.Tensor  # (B,) positions of the rows in the encoded dataset
+    labels: torch.Tensor | None = None  # (B,) long: sequence-level classes, IGNORE_INDEX when unlabeled
 
     @property
     def token_mask(self) -> torch.Tensor:
@@ -76,6 +80,8 @@ class EncodingStats:
 class Task(Protocol):
     name: str
     labels: list[str]
+    level: str  # "token": outputs per sub-word (B, T, C); "sequence": one per window (B, C)
+    metric: str  # the headline metric of its scores ("f1", "accuracy")
 
     def encode(
         self, sentences: Sequence[Sentence], tokenizer: Any, max_length: int

@@ -304,6 +304,8 @@ class NerTask:
     """Token classification over IOB2 tags; metric: entity-level span F1 (seqeval, strict IOB2)."""
 
     name = "ner"
+    level = "token"
+    metric = "f1"
 
     def __init__(
         self, entity_types: Sequence[str], decoding: str = DEFAULT_DECODING, reading: str = "text"
@@ -332,6 +334,29 @@ class NerTask:
         if task.labels != list(labels):
             raise ValueError(f"labels {list(labels)} are not in the canonical IOB2 order {task.labels}")
         return task
+
+    @classmethod
+    def label_set(cls, entity_types: Sequence[str]) -> list[str]:
+        """The model's IOB2 labels from a corpus's entity types."""
+        return iob2_labels(entity_types)
+
+    def inputs(self, sentences: Sequence[Sentence], segment: Any) -> list[Sentence]:
+        """What the model reads of gold sentences: their text cut into units as ``predict`` cuts raw text."""
+        from xtremedistil.segment import units_of
+
+        return units_of(sentences, segment)[0]
+
+    def eval_set(self, sentences: Sequence[Sentence], tokenizer: Any, max_length: int, segment: Any) -> Any:
+        from xtremedistil.evaluate import eval_set
+
+        return eval_set(self, sentences, tokenizer, max_length, segment)
+
+    def score_eval_set(
+        self, data: Any, logits: Sequence[np.ndarray], *, scheme: str = "strict-word"
+    ) -> tuple[dict[str, Any], Any]:
+        from xtremedistil.evaluate import score_eval_set
+
+        return score_eval_set(self, data, logits, scheme=scheme)
 
     def _label_ids(self, sentence: Sentence) -> list[int]:
         try:

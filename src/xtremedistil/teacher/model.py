@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModelForTokenClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 from xtremedistil.errors import XtremeDistilError
 from xtremedistil.io import read_json, write_json
@@ -27,6 +27,30 @@ from xtremedistil.teacher.convert import sha256_file
 from xtremedistil.teacher.labels import align_labels, map_logits
 
 META_FILE = "xtremedistil.json"
+AUTO_CLASSES = {"ner": AutoModelForTokenClassification, "classification": AutoModelForSequenceClassification}
+VECTORS = ("first", "mean")
+
+
+def auto_class(task: str) -> Any:
+    """The Hugging Face model class of a task: token classification (NER) or sequence classification."""
+    return AUTO_CLASSES[task]
+
+
+def sentence_vector(states: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """(B, T, H) layer states -> (B, H): the first token's (the paper's CLS) or the mean over the window's
+    sub-words (specials and padding excluded)."""
+    if how == "first":
+        return states[:, 0]
+    if how != "mean":
+        raise ValueError(f"unknown sentence vector {how!r}; expected one of {', '.join(VECTORS)}")
+    mask = attention_mask.bool().clone()
+    lengths = attention_mask.sum(1)
+    mask[:, 0] = False
+    mask[torch.arange(len(lengths)), lengths - 1] = False
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
 READY = "ready"  # the meta key of a ready teacher's record
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 
@@ -117,8 +141,9 @@ class RowSubsetEmbedding(nn.Module):
 
 
 class Teacher(nn.Module):
-    """Wraps an HF token-classification model; ``forward`` returns a ``TokenOutput`` whose logits are over
-    ``labels`` (the data's), whatever the order and names of the model's own head (a ready teacher)."""
+    """Wraps an HF token-classification model (or a sequence-classification one, ``meta["task"] =
+    "classification"``); ``forward`` returns a ``TokenOutput`` whose logits are over ``labels`` (the
+    data's), whatever the order and names of the model's own head (a ready teacher)."""
 
     def __init__(self, model: nn.Module, tokenizer: Any, meta: dict[str, Any]) -> None:
         super().__init__()
@@ -133,6 +158,10 @@ class Teacher(nn.Module):
         """How words become sub-words for this teacher (``tasks.ner.word_pieces``): ``text`` for teachers
         fine-tuned here, often ``words`` for ready ones (Hugging Face's token-classification recipe)."""
         return str(self.meta.get("reading", "text"))
+
+    @property
+    def task(self) -> str:
+        return str(self.meta.get("task", "ner"))
 
     @property
     def is_ready(self) -> bool:
@@ -156,13 +185,18 @@ class Teacher(nn.Module):
     def num_layers(self) -> int:
         return int(self.model.config.num_hidden_layers)
 
-    def forward(self, batch: Batch, layer: int | None = None) -> TokenOutput:
+    def forward(self, batch: Batch, layer: int | None = None, vector: str = "first") -> TokenOutput:
+        """Logits, and with ``layer`` that layer's states (a sequence task: its ``vector``, one per row)."""
         out = self.model(
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask,
             output_hidden_states=layer is not None,
         )
         hidden = out.hidden_states[layer] if layer is not None else None
+        if out.logits.dim() == 2:  # one output per window
+            if hidden is not None:
+                hidden = sentence_vector(hidden, batch.attention_mask, vector)
+            return TokenOutput(logits=self._data_logits(out.logits), hidden=hidden)
         return TokenOutput(logits=self._data_logits(out.logits), hidden=hidden, mask=batch.token_mask)
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -208,7 +242,7 @@ class Teacher(nn.Module):
 def new_teacher(base: str | Path, labels: list[str], meta: dict[str, Any]) -> Teacher:
     """A pretrained encoder from the local folder ``base`` with a fresh head over ``labels``."""
     tokenizer = load_tokenizer(base)
-    model = AutoModelForTokenClassification.from_pretrained(
+    model = auto_class(meta.get("task", "ner")).from_pretrained(
         base,
         dtype=torch.float32,
         num_labels=len(labels),
@@ -288,5 +322,5 @@ def load_teacher(path: str | Path) -> Teacher:
         if teacher.label_groups != ready["label_groups"]:
             raise XtremeDistilError("the ready teacher's labels changed since this run used it", path=path)
         return teacher
-    model = AutoModelForTokenClassification.from_pretrained(path, dtype=torch.float32)
+    model = auto_class(meta.get("task", "ner")).from_pretrained(path, dtype=torch.float32)
     return Teacher(model.eval(), load_tokenizer(path), meta)

@@ -14,10 +14,10 @@ from xtremedistil.batching import SpecialIds, iterate_batches
 from xtremedistil.config import RunConfig
 from xtremedistil.data.records import Corpus, Sentence
 from xtremedistil.errors import ConfigError
-from xtremedistil.evaluate import eval_set, evaluate_set
+from xtremedistil.evaluate import evaluate_set
 from xtremedistil.progress import Reporter, SilentReporter
-from xtremedistil.segment import model_segmenter, segmentation, straddled_pieces, units_of
-from xtremedistil.tasks.ner import NerTask
+from xtremedistil.segment import model_segmenter, segmentation, straddled_pieces
+from xtremedistil.tasks.registry import corpus_labels, headline, make_task
 from xtremedistil.teacher.model import Teacher, new_teacher
 from xtremedistil.teacher.registry import resolve_teacher
 from xtremedistil.training import EvalRecord, FitLog, StepRecord, drain, fit
@@ -53,13 +53,17 @@ def reading_meta(config: RunConfig, train: list[Sentence], teacher: Teacher) -> 
             f"teacher.max_length = {config.teacher.max_length} is more than the {limit} positions the teacher "
             f"{config.teacher.name!r} reads"
         )
-    split = straddled_pieces(train, teacher.tokenizer) if config.data.cjk == "piece-split" else ()
-    return {
-        "task": "ner",
+    ner = config.task == "ner"
+    split = straddled_pieces(train, teacher.tokenizer) if ner and config.data.cjk == "piece-split" else ()
+    meta = {
+        "task": config.task,
         "base": config.teacher.name,
         "max_length": config.teacher.max_length,
         "segmentation": segmentation(config.data.cjk, split),
     }
+    if not ner:
+        meta["truncation"] = config.teacher.truncation
+    return meta
 
 
 def position_limit(teacher: Teacher) -> int:
@@ -86,18 +90,17 @@ def fine_tune_teacher(
     reporter = reporter or SilentReporter()
     tc = config.teacher
     base = resolve_teacher(tc.name)
-    task = NerTask(corpus.labels())
     train, dev = corpus.split("train"), corpus.split("dev")
-    teacher = new_teacher(base, task.labels, {})
+    task = make_task(config.task, corpus_labels(config.task, corpus), truncation=tc.truncation)
+    teacher = new_teacher(base, task.labels, {"task": config.task})
     teacher.meta.update(reading_meta(config, train, teacher))
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
     segment = model_segmenter(teacher.tokenizer, teacher.meta)
     if not train or not dev:
         raise ValueError("teacher fine-tuning needs a train and a dev split")
-    train_units, unit_stats = units_of(train, segment)
-    train_enc, train_stats = task.encode(train_units, teacher.tokenizer, tc.max_length)
-    dev_set = eval_set(task, dev, teacher.tokenizer, tc.max_length, segment)
-    reporter.info(f"teacher train: {train_stats.describe()}; {unit_stats.describe()}")
+    train_enc, train_stats = task.encode(task.inputs(train, segment), teacher.tokenizer, tc.max_length)
+    dev_set = task.eval_set(dev, teacher.tokenizer, tc.max_length, segment)
+    reporter.info(f"teacher train: {train_stats.describe()}")
     reporter.info(f"teacher dev:   {dev_set.stats.describe()}")
 
     if tc.embedding_rows == "seen":
@@ -125,7 +128,7 @@ def fine_tune_teacher(
             batch_size=tc.eval_batch_size,
             scheme=config.evaluation.scheme,
         )
-        return scores["mean_f1"]
+        return headline(scores)
 
     history: dict[str, Any] = {
         "evaluations": [],
@@ -153,13 +156,15 @@ def fine_tune_teacher(
             if isinstance(record, EvalRecord):
                 reporter.info(
                     f"  epoch {record.epoch} step {record.step}: train loss {record.train_loss:.4f}, "
-                    f"dev mean F1 {record.value:.2f} (best {record.best:.2f})"
+                    f"dev mean {task.metric} {record.value:.2f} (best {record.best:.2f})"
                 )
 
         result = drain(run, on_record)
     teacher.merge_embedding_rows()
     history.update(
-        best_dev_mean_f1=result.best,
+        **({"best_dev_mean_f1": result.best} if task.metric == "f1" else {}),
+        metric=task.metric,
+        best_dev_mean=result.best,
         best_step=result.best_step,
         steps=result.steps,
         epochs=result.epochs,
