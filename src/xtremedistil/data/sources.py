@@ -201,10 +201,12 @@ def load_transfer(
     sentences: list[Any] = []
     for source in sources:
         name = Path(source.source).name.removesuffix(".gz")
+        table = Path(source.source).is_file() and Path(name).suffix.lstrip(".") in TABLE_FORMATS
         if (
             source.text_field is not None
             or source.columns is not None
-            or (Path(source.source).is_file() and Path(name).suffix.lstrip(".") in TABLE_FORMATS)
+            or source.split_sentences
+            or (task == "classification" and table)
         ):
             docs = read_text_table(
                 source.source,

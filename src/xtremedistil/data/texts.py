@@ -30,7 +30,7 @@ _HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 @dataclass(frozen=True)
 class TextFields:
     """Where a row keeps its text and label. ``text``: the field(s) joined into the text (None = the first of
-    ``TEXT_FIELDS`` present, else every column but the label); ``label``: None = the first of
+    ``TEXT_FIELDS`` present, else, and always for ``columns``, every column but the label joined); ``label``: None = the first of
     ``LABEL_FIELDS``; ``columns``: the column names of a file without a header; ``label_names``: class
     names of integer label ids, the first id being ``label_base`` (AG News: 1)."""
 
@@ -133,13 +133,14 @@ def read_text_table(
     fmt = table_format(path, fmt)
     lines = read_lines(path, encoding)
     out: list[Document] = []
+    lines_of: list[int] = []
     text_fields: list[str] | None = list(fields.text) if fields.text else None
     label_field: str | None = None
     for lineno, row in _rows(path, lines, fmt, fields):
         if label_field is None and labeled:
             label_field = _pick(row, fields.label, LABEL_FIELDS, "label", path)
-        if text_fields is None:
-            present = [f for f in TEXT_FIELDS if f in row]
+        if text_fields is None:  # named columns (AG News: label, title, text): every one but the label
+            present = [] if fields.columns else [f for f in TEXT_FIELDS if f in row]
             text_fields = present[:1] or [k for k in row if k != (label_field or fields.label)]
         missing = [f for f in text_fields if f not in row]
         if missing:
@@ -149,10 +150,11 @@ def read_text_table(
             raise DataError(f"empty text (field {', '.join(text_fields)})", path=path, line=lineno)
         label = _label(row.get(label_field), fields, path, lineno) if labeled and label_field else None
         out.append(Document(text, label, lang))
+        lines_of.append(lineno)
     if not out:
         raise DataError("no rows with text", path=path)
     if labeled:
-        _check_label_column(out, path)
+        _check_label_column(out, lines_of, path)
     return out
 
 
@@ -181,13 +183,13 @@ def _label(value: Any, fields: TextFields, path: Path, lineno: int) -> str:
     return fields.label_names[index]
 
 
-def _check_label_column(docs: Sequence[Document], path: Path) -> None:
+def _check_label_column(docs: Sequence[Document], lines: Sequence[int], path: Path) -> None:
     """A label column that holds text (a mix-up of columns) is refused rather than read as 10,000 classes."""
     labels = {d.label for d in docs}
-    wordy = [label for label in labels if label and len(label.split()) > 3]
+    wordy = [k for k, d in enumerate(docs) if d.label and len(d.label.split()) > 3]
     if wordy or len(labels) > max(1000, len(docs) // 2 + 1):
-        example = (wordy or sorted(labels, key=len, reverse=True))[0]
-        line = next(i for i, d in enumerate(docs, 2) if d.label == example)
+        k = wordy[0] if wordy else max(range(len(docs)), key=lambda i: len(docs[i].label or ""))
+        example, line = docs[k].label or "", lines[k]
         raise DataError(
             f"the label column holds text ({len(labels):,} distinct values, e.g. {example[:60]!r}): set the "
             "source's label_field / text_field (or columns for a file without a header)",
