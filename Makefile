@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: quickstart test lint format clean
+.PHONY: quickstart quickstart-classify test lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ $(VENV)/.installed-dev: pyproject.toml Makefile constraints.txt | $(BIN)/python
 
 quickstart: $(VENV)/.installed
 	$(BIN)/xtremedistil distil --output runs/quickstart
+
+# the text-classification main job: English and Chinese sentiment shipped in PyPI packages
+quickstart-classify: $(VENV)/.installed
+	$(BIN)/xtremedistil distil --task classification --output runs/quickstart-classify
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

@@ -317,11 +317,14 @@ def distil_with_textbrewer(
 
 # --- ours, for the table ----------------------------------------------------------------------------------
 def _from_cell(cell: dict[str, Any]) -> dict[str, Any]:
-    f1 = cell["test_f1"]
+    from xtremedistil.experiment import neutral_row
+
+    cell = neutral_row(cell)
+    f1 = cell["test_by_language"]
     return {
         "languages": {lang: {"f1": value / 100} for lang, value in f1.items()},
-        "mean_f1": cell["test_mean_f1"],
-        "std_f1": cell.get("test_std_f1", statistics.pstdev(f1.values()) if len(f1) > 1 else 0.0),
+        "mean_f1": cell["test_mean"],
+        "std_f1": cell.get("test_std", statistics.pstdev(f1.values()) if len(f1) > 1 else 0.0),
     }
 
 

@@ -31,7 +31,9 @@ def classify_config(tmp_path, tiny_bert_dir) -> Path:
         write_split(tmp_path / "data" / lang / "train.tsv", 3)
         write_split(tmp_path / "data" / lang / "dev.tsv", 1)
         write_split(tmp_path / "data" / lang / "test.tsv", 1)
-    (tmp_path / "unlabeled.txt").write_text("alice works in london\nbob and acme\nparis lives\n", encoding="utf-8")
+    (tmp_path / "unlabeled.txt").write_text(
+        "alice works in london\nbob and acme\nparis lives\n", encoding="utf-8"
+    )
     path = tmp_path / "classify.toml"
     path.write_text(
         f"""
@@ -107,7 +109,9 @@ def test_classification_end_to_end(classify_config, tmp_path, capsys):
     predictor = load_student(run / "student")
     assert isinstance(predictor, ClassifierPredictor) and predictor.labels == ["neg", "pos"]
     (answer,) = predictor.predict(["alice lives in paris"])
-    assert answer["label"] in ("neg", "pos") and sum(answer["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    assert answer["label"] in ("neg", "pos") and sum(answer["probabilities"].values()) == pytest.approx(
+        1, abs=1e-5
+    )
     capsys.readouterr()
     assert main(["predict", str(run), "alice lives in paris"]) == 0
     assert json.loads(capsys.readouterr().out) == {"text": "alice lives in paris", **answer}
@@ -117,8 +121,27 @@ def test_classification_end_to_end(classify_config, tmp_path, capsys):
     # `evaluate` reproduces the run's test accuracy from the saved student
     out = tmp_path / "student-test.json"
     assert main(["evaluate", str(run), "--data", str(tmp_path / "data"), "--output", str(out)]) == 0
-    assert json.loads(out.read_text())["mean_accuracy"] == pytest.approx(metrics["student"]["test"]["mean_accuracy"])
+    assert json.loads(out.read_text())["mean_accuracy"] == pytest.approx(
+        metrics["student"]["test"]["mean_accuracy"]
+    )
 
     # resuming reuses everything
     assert main(["distil", str(classify_config)]) == 0
     assert "resuming after 3.4 +embedding" in capsys.readouterr().err
+
+
+def test_classification_experiment_and_budget_pick(classify_config, tmp_path, capsys):
+    text = classify_config.read_text(encoding="utf-8")
+    text += '\n[experiment]\nstrategies = ["D0-S", "D4.2"]\nstudents = ["8,8"]\n'
+    classify_config.write_text(text.replace('output_dir = "', 'output_dir = "' + str(tmp_path / "exp") + '" #'))
+    assert main(["experiment", str(classify_config), "--max-params", "10000000"]) == 0
+    rows = json.loads((tmp_path / "exp" / "results.json").read_text())
+    assert {r["cell"]["strategy"] for r in rows} == {"D0-S", "D4.2"}
+    assert all(r["metric"] == "accuracy" and 0 <= r["test_mean"] <= 100 for r in rows)
+    assert set(rows[0]["test_by_language"]) == {"en", "xx"}
+    report = (tmp_path / "exp" / "results.md").read_text()
+    assert "test mean accuracy" in report and "F1" not in report
+    selection = json.loads((tmp_path / "exp" / "selected-student" / "selection.json").read_text())
+    assert selection["metric"] == "accuracy"
+    assert selection["dev_mean"] == max(r["dev_mean"] for r in rows)
+    assert isinstance(load_student(tmp_path / "exp" / "selected-student"), ClassifierPredictor)

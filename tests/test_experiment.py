@@ -122,9 +122,10 @@ def _row(strategy, f1, *, transfer=20000, labeled=0, student="xs", seed=13):
     return {
         "cell": cell,
         "key": f"{strategy}-{transfer}-{labeled}-{student}-{seed}",
-        "test_mean_f1": f1,
-        "test_f1": {"de": f1 - 1, "en": f1 + 1},
-        "teacher_test_f1": {"de": 90.0, "en": 92.0},
+        "metric": "f1",
+        "test_mean": f1,
+        "test_by_language": {"de": f1 - 1, "en": f1 + 1},
+        "teacher_test_by_language": {"de": 90.0, "en": 92.0},
         "transfer_windows": transfer,
         "labeled_windows": 4000,
         "params": {"xs": 3_000_000, "s": 6_000_000}[student],

@@ -27,7 +27,6 @@ from xtremedistil.distillation import (
     student_meta,
 )
 from xtremedistil.errors import ConfigError
-from xtremedistil.evaluate import eval_set
 from xtremedistil.io import read_json, write_json, write_text
 from xtremedistil.pipeline import evaluate_model, scored_as
 from xtremedistil.progress import Reporter, SilentReporter
@@ -36,6 +35,7 @@ from xtremedistil.speed import measure_model, parameter_counts
 from xtremedistil.student.distil import DevSet, Pool
 from xtremedistil.student.saved import save_student
 from xtremedistil.student.schedule import plan
+from xtremedistil.tasks.registry import headline, per_language, summarise_languages
 from xtremedistil.training import setup_torch
 
 RESULT = "result.json"
@@ -115,10 +115,6 @@ def cell_config(base: RunConfig, cell: Cell, run_dir: Path) -> RunConfig:
     return config_from_dict(tree, "(experiment cell)")
 
 
-def _per_language(scores: dict[str, Any]) -> dict[str, float]:
-    return {lang: 100 * m["f1"] for lang, m in scores["languages"].items()}
-
-
 def transfer_subset(prepared: Prepared, size: int, seed: int) -> np.ndarray:
     """Indices of a seeded sample of ``size`` transfer windows (0 = all); nested across sizes."""
     transfer = np.arange(prepared.n_train, len(prepared.windows))
@@ -168,7 +164,7 @@ class Experiment:
             result = self.run_cell(cell)
             write_json(self.cell_dir(cell) / RESULT, result)
             self.reporter.info(
-                f"[{k}/{len(cells)}] {cell.key}: test mean F1 {result['test_mean_f1']:.2f} "
+                f"[{k}/{len(cells)}] {cell.key}: test mean {result['metric']} {result['test_mean']:.2f} "
                 f"({result['retained'] * 100:.1f}% of the teacher) in {result['seconds'] / 60:.1f} min"
             )
         return self.results()
@@ -183,12 +179,12 @@ class Experiment:
             if (self.cell_dir(c) / RESULT).is_file()
         ]
         for row in rows:  # cells finished before per-language teacher scores were part of a row
-            if "teacher_test_f1" not in row:
+            if "teacher_test_f1" not in row and "teacher_test_by_language" not in row:
                 labeled = row["cell"]["labeled_size"] or "all"
                 path = self.run_dir / "teachers" / f"labeled-{labeled}" / "teacher_scores.json"
                 if path.is_file():
-                    row["teacher_test_f1"] = _per_language(read_json(path)["test"])
-        return rows
+                    row["teacher_test_f1"] = per_language(read_json(path)["test"])
+        return [neutral_row(row) for row in rows]
 
     def teacher_scores(self, cell: Cell, config: RunConfig, prepared: Prepared) -> dict[str, Any]:
         path = Path(config.output_dir) / "teacher_scores.json"
@@ -219,20 +215,21 @@ class Experiment:
         teacher_params = parameter_counts(
             prepared.teacher.model, prepared.teacher.model.get_input_embeddings()
         )
-        test_mean = scores["test"]["mean_f1"]
+        test_mean, teacher_test = headline(scores["test"]), headline(teacher["test"])
         return {
             "cell": asdict(cell) | {"layer": representation_layer(config, prepared.teacher)},
             "key": cell.key,
+            "metric": prepared.task.metric,
             "transfer_windows": int(len(subset)),
             "labeled_windows": int(prepared.n_train),
-            "dev_mean_f1": scores["dev"]["mean_f1"],
-            "test_mean_f1": test_mean,
-            "test_std_f1": scores["test"]["std_f1"],
-            "test_f1": _per_language(scores["test"]),
-            "teacher_test_mean_f1": teacher["test"]["mean_f1"],
-            "teacher_test_f1": _per_language(teacher["test"]),
-            "teacher_dev_mean_f1": teacher["dev"]["mean_f1"],
-            "retained": test_mean / teacher["test"]["mean_f1"] if teacher["test"]["mean_f1"] else 0.0,
+            "dev_mean": headline(scores["dev"]),
+            "test_mean": test_mean,
+            "test_std": float(scores["test"].get("std", scores["test"].get("std_f1", 0.0))),
+            "test_by_language": per_language(scores["test"]),
+            "teacher_test_mean": teacher_test,
+            "teacher_test_by_language": per_language(teacher["test"]),
+            "teacher_dev_mean": headline(teacher["dev"]),
+            "retained": test_mean / teacher_test if teacher_test else 0.0,
             "students": len(students),
             "params": params["total"],
             "embedding_params": params["embedding"],
@@ -241,7 +238,15 @@ class Experiment:
             "latency_ms": speed["latency_ms_median"],
             "latency_ms_p95": speed["latency_ms_p95"],
             "throughput_speedup": speed["throughput"] / teacher_speed["throughput"],
-            "stages": [{k: s[k] for k in ("stage", "dev_mean_f1", "epochs_run", "seconds")} for s in stages],
+            "stages": [
+                {
+                    "stage": s["stage"],
+                    "dev_mean": s["dev_mean"],
+                    "epochs_run": s["epochs_run"],
+                    "seconds": s["seconds"],
+                }
+                for s in stages
+            ],
             "seconds": time.perf_counter() - start,
         }
 
@@ -324,8 +329,6 @@ class Experiment:
 
     def _per_language(self, cell, config, prepared, stage_pools):
         """D0: one student per language, each on its own language's labels, scored on its own language."""
-        from xtremedistil.evaluate import summarise
-
         per_split: dict[str, dict[str, Any]] = {"dev": {}, "test": {}}
         students, stages = [], []
         for lang in prepared.corpus.languages:
@@ -343,15 +346,39 @@ class Experiment:
                 per_split[s][lang] = scores[s]["languages"][lang]
             students.append(student)
             stages += [{**x, "stage": f"{lang} {x['stage']}"} for x in lang_stages]
-        out = {s: {"languages": langs, **summarise(langs)} for s, langs in per_split.items()}
+        out = {s: summarise_languages(prepared.task, langs) for s, langs in per_split.items()}
         return out, students, stages
+
+
+NEUTRAL = {  # keys of rows written before classification existed -> the task-neutral keys
+    "dev_mean_f1": "dev_mean",
+    "test_mean_f1": "test_mean",
+    "test_std_f1": "test_std",
+    "test_f1": "test_by_language",
+    "teacher_test_mean_f1": "teacher_test_mean",
+    "teacher_test_f1": "teacher_test_by_language",
+    "teacher_dev_mean_f1": "teacher_dev_mean",
+}
+
+
+def neutral_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A result row with the task-neutral keys (``test_mean`` ...; ``metric`` names what they measure),
+    also for rows an older version wrote with F1 keys."""
+    row = dict(row)
+    for old, new in NEUTRAL.items():
+        if old in row and new not in row:
+            row[new] = row.pop(old)
+    row.setdefault("metric", "f1")
+    row["stages"] = [
+        {**s, "dev_mean": s.get("dev_mean", s.get("dev_mean_f1"))} for s in row.get("stages", [])
+    ]
+    return row
 
 
 def _language_dev(prepared: Prepared, lang: str) -> DevSet:
     """One language's dev sentences (labels only: D0 reads no teacher output)."""
     teacher, dev = prepared.teacher, prepared.dev
-    data = eval_set(
-        prepared.task,
+    data = prepared.task.eval_set(
         [s for s in dev.data.gold if s.lang == lang],
         teacher.tokenizer,
         int(teacher.meta["max_length"]),
@@ -380,6 +407,7 @@ def select(
 ) -> tuple[dict[str, Any] | None, str]:
     """The best cell (dev mean F1, never test) among those within the budget, and why."""
     limits = []
+    results = [neutral_row(r) for r in results]
     rows = results
     if max_params is not None:
         rows = [r for r in rows if r["params"] <= max_params]
@@ -388,14 +416,14 @@ def select(
         rows = [r for r in rows if r["latency_ms"] <= max_latency_ms]
         limits.append(f"batch-1 latency ≤ {max_latency_ms:g} ms")
     if min_retention is not None:
-        rows = [r for r in rows if r["dev_mean_f1"] >= min_retention * r["teacher_dev_mean_f1"]]
-        limits.append(f"dev F1 ≥ {100 * min_retention:g}% of the teacher's")
+        rows = [r for r in rows if r["dev_mean"] >= min_retention * r["teacher_dev_mean"]]
+        limits.append(f"dev {results[0]['metric']} ≥ {100 * min_retention:g}% of the teacher's")
     budget = " and ".join(limits) or "no budget"
     if not rows:
         return None, f"no cell meets the budget ({budget}) among {len(results)} cells"
-    best = max(rows, key=lambda r: r["dev_mean_f1"])
+    best = max(rows, key=lambda r: r["dev_mean"])
     why = (
-        f"{best['key']}: highest dev mean F1 ({best['dev_mean_f1']:.2f}) of the {len(rows)} of {len(results)} cells "
+        f"{best['key']}: highest dev mean {best['metric']} ({best['dev_mean']:.2f}) of the {len(rows)} of {len(results)} cells "
         f"within the budget ({budget}); {best['params']:,} parameters, {best['latency_ms']:.2f} ms at batch 1, "
         f"{best['throughput']:.0f} windows/s at batch 32"
     )
@@ -417,7 +445,10 @@ def save_selection(run_dir: Path, best: dict[str, Any], why: str) -> Path:
             shutil.copytree(source, tmp / source.parent.name.removeprefix("lang-"))
     else:
         shutil.copytree(cell_dir / "joint" / "student", tmp)
-    write_json(tmp / "selection.json", {"why": why, "cell": best["cell"], "dev_mean_f1": best["dev_mean_f1"]})
+    write_json(
+        tmp / "selection.json",
+        {"why": why, "cell": best["cell"], "metric": best["metric"], "dev_mean": best["dev_mean"]},
+    )
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target

@@ -21,9 +21,10 @@ COLUMNS = [
     "layer",
     "student",
     "seed",
-    "dev_mean_f1",
-    "test_mean_f1",
-    "test_std_f1",
+    "metric",
+    "dev_mean",
+    "test_mean",
+    "test_std",
     "retained",
     "params",
     "compression",
@@ -43,7 +44,7 @@ def rows_markdown(results: list[dict[str, Any]]) -> str:
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         lines.append(
-            f"| {r['key']} | {r['dev_mean_f1']:.2f} | {r['test_mean_f1']:.2f} ± {r['test_std_f1']:.2f} | "
+            f"| {r['key']} | {r['dev_mean']:.2f} | {r['test_mean']:.2f} ± {r['test_std']:.2f} | "
             f"{100 * r['retained']:.1f} | {r['params']:,} | {r['throughput']:.0f} | {r['latency_ms']:.2f} | "
             f"{r['seconds'] / 60:.1f} |"
         )
@@ -76,7 +77,7 @@ def strategy_table(results: list[dict[str, Any]]) -> str:
     rows = [r for r in results if _setting(r) == base]
     by: dict[tuple[str, int], list[float]] = defaultdict(list)
     for r in rows:
-        by[(r["cell"]["strategy"], r["cell"]["transfer_size"])].append(r["test_mean_f1"])
+        by[(r["cell"]["strategy"], r["cell"]["transfer_size"])].append(r["test_mean"])
     strategies = list(dict.fromkeys(r["cell"]["strategy"] for r in rows))
     sizes = sorted({r["cell"]["transfer_size"] for r in rows}, key=lambda s: (s == 0, s))
     head = "| strategy | " + " | ".join(f"transfer {s or 'all'}" for s in sizes) + " |"
@@ -98,12 +99,12 @@ def language_table(results: list[dict[str, Any]]) -> str:
     base = base_setting(results)
     rows = [r for r in results if _setting(r) == base]
     rows = [r for r in rows if r["cell"]["transfer_size"] == _main_transfer(rows)]
-    languages = list(rows[0]["test_f1"])
+    languages = list(rows[0]["test_by_language"])
     lines = [
         "| | " + " | ".join(languages) + " | mean ± std |",
         "|---|" + "---:|" * (len(languages) + 1),
     ]
-    teacher = rows[0].get("teacher_test_f1")
+    teacher = rows[0].get("teacher_test_by_language")
     if teacher:
         values = [teacher[lang] for lang in languages]
         lines.append(
@@ -113,7 +114,7 @@ def language_table(results: list[dict[str, Any]]) -> str:
         )
     for strategy in dict.fromkeys(r["cell"]["strategy"] for r in rows):
         runs = [r for r in rows if r["cell"]["strategy"] == strategy]
-        values = [statistics.fmean(r["test_f1"][lang] for r in runs) for lang in languages]
+        values = [statistics.fmean(r["test_by_language"][lang] for r in runs) for lang in languages]
         seeds = f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""
         lines.append(
             f"| {strategy}{seeds} | "
@@ -133,18 +134,18 @@ def _curve(results: list[dict[str, Any]], strategy: str, axis: str) -> list[tupl
         if c["strategy"] != strategy or c["layer"] != layer or c["student"] != student:
             continue
         if axis == "transfer_size" and c["labeled_size"] == labeled:
-            points[r["transfer_windows"]].append(r["test_mean_f1"])
+            points[r["transfer_windows"]].append(r["test_mean"])
         elif axis == "labeled_size" and c["transfer_size"] == main_transfer:
             # 0 means "as configured": plot it at the configured per-language count
-            x = c["labeled_size"] or r["labeled_windows"] / max(1, len(r["test_f1"]))
-            points[x].append(r["test_mean_f1"])
+            x = c["labeled_size"] or r["labeled_windows"] / max(1, len(r["test_by_language"]))
+            points[x].append(r["test_mean"])
     return sorted((x, statistics.fmean(v)) for x, v in points.items())
 
 
 def stage_table(result: dict[str, Any]) -> str:
     """Table 4 for one cell: dev mean F1 after each step."""
     lines = ["| step | epochs | dev mean F1 |", "|---|---:|---:|"]
-    lines += [f"| {s['stage']} | {s['epochs_run']} | {s['dev_mean_f1']:.2f} |" for s in result["stages"]]
+    lines += [f"| {s['stage']} | {s['epochs_run']} | {s['dev_mean']:.2f} |" for s in result["stages"]]
     return "\n".join(lines) + "\n"
 
 
@@ -162,7 +163,7 @@ def frontier(results: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     sizes = [
         {
             "student": student,
-            "f1": statistics.fmean(r["test_mean_f1"] for r in rows),
+            "f1": statistics.fmean(r["test_mean"] for r in rows),
             "params": rows[0]["params"],
             "throughput": statistics.median(r["throughput"] for r in rows),
             "latency_ms": statistics.median(r["latency_ms"] for r in rows),
@@ -184,7 +185,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     by_strategy: dict[str, list[float]] = defaultdict(list)
     for r in results:
         if _setting(r) == base and r["cell"]["transfer_size"] == main_transfer:
-            by_strategy[r["cell"]["strategy"]].append(r["test_mean_f1"])
+            by_strategy[r["cell"]["strategy"]].append(r["test_mean"])
     names = list(by_strategy)
     means = [statistics.fmean(by_strategy[n]) for n in names]
     errors = [statistics.pstdev(by_strategy[n]) if len(by_strategy[n]) > 1 else 0 for n in names]
@@ -220,6 +221,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(f"student sizes ({strategy}): F1 against {label.split(',')[0].split(' (')[0]}")
     for a in axes.flat:
         a.set_ylabel("test mean F1")
+        a.set_title(metric_names(a.get_title(), results))
+        a.set_ylabel(metric_names(a.get_ylabel(), results))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
@@ -247,7 +250,7 @@ def render(results: list[dict[str, Any]]) -> str:
         return "# Experiment\n\nNo finished cells yet.\n"
     parts = [
         "# Experiment\n",
-        f"Teacher test mean F1: {results[0]['teacher_test_mean_f1']:.2f} (cells with fewer labels fine-tune "
+        f"Teacher test mean F1: {results[0]['teacher_test_mean']:.2f} (cells with fewer labels fine-tune "
         "their own teacher on those labels; '% of teacher' is against each cell's own). "
         "Model selection on dev only.\n",
         "## Strategies (paper Table 3): test mean F1 over languages\n",
@@ -276,4 +279,10 @@ def render(results: list[dict[str, Any]]) -> str:
             stage_table(method[0]),
         ]
     parts.append("\n![experiment plots](results.png)\n")
-    return "\n".join(parts)
+    return metric_names("\n".join(parts), results)
+
+
+def metric_names(text: str, results: list[dict[str, Any]]) -> str:
+    """The report says F1 for NER; for another task, the name of its headline metric (accuracy)."""
+    metric = results[0].get("metric", "f1") if results else "f1"
+    return text if metric == "f1" else text.replace("F1", metric)

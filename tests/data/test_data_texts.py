@@ -45,7 +45,10 @@ def test_imdb_layout_label_first_and_html_breaks(tmp_path):
 
 
 def test_ag_news_csv_without_header(tmp_path):
-    path = write(tmp_path / "train.csv", '"3","Wall St. Bears","Short-sellers, Wall Street\'s dwindling band"\n"1","Iraq","News, today"\n')
+    path = write(
+        tmp_path / "train.csv",
+        '"3","Wall St. Bears","Short-sellers, Wall Street\'s dwindling band"\n"1","Iraq","News, today"\n',
+    )
     fields = TextFields(
         columns=("label", "title", "text"),
         label_names=("World", "Sports", "Business", "Sci/Tech"),
@@ -64,7 +67,10 @@ def test_jsonl_with_named_fields(tmp_path):
 
 def test_folder_per_language_and_flat(tmp_path):
     for lang in ("en", "de"):
-        write(tmp_path / "multi" / lang / "train.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n')
+        write(
+            tmp_path / "multi" / lang / "train.jsonl",
+            '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n',
+        )
         write(tmp_path / "multi" / lang / "test.jsonl", '{"text": "c", "label": "x"}\n')
     corpus = read_text_folder(tmp_path / "multi")
     assert corpus.counts() == {
@@ -94,7 +100,12 @@ BAD = [
     ("missing.tsv", "sentence\tlabel\ngood\t1\nno label\t\n", "missing label", 3),
     ("empty.tsv", "sentence\tlabel\ngood\t1\n \t0\n", "empty text", 3),
     ("columns.tsv", "sentence\tlabel\ngood\t1\nbad\t0\textra\n", "3 TSV columns, expected 2", 3),
-    ("swapped.tsv", "label\tsentence\n" + "".join(f"a fine film number {i}\tpos\n" for i in range(4)), "label column holds text", 2),
+    (
+        "swapped.tsv",
+        "label\tsentence\n" + "".join(f"a fine film number {i}\tpos\n" for i in range(4)),
+        "label column holds text",
+        2,
+    ),
     ("json.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": \n', "not a JSON object", 2),
     ("nolabel.jsonl", '{"text": "a"}\n', "no label field among", 1),
 ]

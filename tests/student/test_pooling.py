@@ -20,8 +20,13 @@ def window(ids: list[int], label: int = 0) -> Encoded:
 def test_sentence_vector_does_not_depend_on_padding(pooling):
     torch.manual_seed(0)
     config = StudentConfig(
-        teacher_vocab_size=40, vocab_size=22, embedding_dim=6, hidden_size=5, projection_dim=7,
-        num_labels=3, pooling=pooling,
+        teacher_vocab_size=40,
+        vocab_size=22,
+        embedding_dim=6,
+        hidden_size=5,
+        projection_dim=7,
+        num_labels=3,
+        pooling=pooling,
     )
     student = BiLSTMStudent(config, np.arange(5, 25)).eval()
     special = SpecialIds(cls=1, sep=2, pad=0)
@@ -36,12 +41,19 @@ def test_sentence_vector_does_not_depend_on_padding(pooling):
     states = torch.randn(2, 9, 4)
     noisy = states.clone()
     noisy[0, 3:] = 100.0
-    torch.testing.assert_close(pool_states(states, lengths, pooling)[0], pool_states(noisy, lengths, pooling)[0])
+    torch.testing.assert_close(
+        pool_states(states, lengths, pooling)[0], pool_states(noisy, lengths, pooling)[0]
+    )
 
 
 def test_last_pooling_takes_each_direction_final_state():
     states = torch.arange(2 * 4 * 4, dtype=torch.float32).view(2, 4, 4)
     pooled = pool_states(states, torch.tensor([2, 4]), "last")
     # forward half (first 2 dims) at the last real position, backward half at position 0
-    assert pooled[0].tolist() == [states[0, 1, 0].item(), states[0, 1, 1].item(), states[0, 0, 2].item(), states[0, 0, 3].item()]
+    assert pooled[0].tolist() == [
+        states[0, 1, 0].item(),
+        states[0, 1, 1].item(),
+        states[0, 0, 2].item(),
+        states[0, 0, 3].item(),
+    ]
     assert pooled[1, :2].tolist() == states[1, 3, :2].tolist()

@@ -202,6 +202,10 @@ class ClassificationTask:
             lang: self.score([data.gold[i] for i in idx], [predictions[i] for i in idx])
             for lang, idx in group_by_language(data.gold).items()
         }
+        return self.summarise(per_language), predictions
+
+    def summarise(self, per_language: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Per-language scores with their unweighted mean and std over languages (x100)."""
         result: dict[str, Any] = {"metric": self.metric, "scheme": "accuracy", "languages": per_language}
         for name in ("accuracy", "macro_f1"):
             values = [100 * m[name] for m in per_language.values()]
@@ -209,4 +213,4 @@ class ClassificationTask:
             result[f"std_{name}"] = statistics.pstdev(values) if len(values) > 1 else 0.0
         result["mean"], result["std"] = result["mean_accuracy"], result["std_accuracy"]
         result["truncation"] = self.truncation
-        return result, predictions
+        return result

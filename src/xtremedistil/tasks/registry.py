@@ -58,3 +58,12 @@ def per_language(scores: dict[str, Any]) -> dict[str, float]:
     """The headline metric per language (x100)."""
     metric = scores.get("metric", "f1")
     return {lang: 100 * m[metric] for lang, m in scores["languages"].items()}
+
+
+def summarise_languages(task: Any, per_language: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per-language scores of separately scored languages (D0's students) with the task's mean and std."""
+    if hasattr(task, "summarise"):
+        return task.summarise(per_language)
+    from xtremedistil.evaluate import summarise
+
+    return {"languages": per_language, **summarise(per_language)}
