@@ -133,7 +133,9 @@ def test_classification_end_to_end(classify_config, tmp_path, capsys):
 def test_classification_experiment_and_budget_pick(classify_config, tmp_path, capsys):
     text = classify_config.read_text(encoding="utf-8")
     text += '\n[experiment]\nstrategies = ["D0-S", "D4.2"]\nstudents = ["8,8"]\n'
-    classify_config.write_text(text.replace('output_dir = "', 'output_dir = "' + str(tmp_path / "exp") + '" #'))
+    classify_config.write_text(
+        text.replace('output_dir = "', 'output_dir = "' + str(tmp_path / "exp") + '" #')
+    )
     assert main(["experiment", str(classify_config), "--max-params", "10000000"]) == 0
     rows = json.loads((tmp_path / "exp" / "results.json").read_text())
     assert {r["cell"]["strategy"] for r in rows} == {"D0-S", "D4.2"}

@@ -167,9 +167,10 @@ class DistilSection(Strict):
     # teacher hidden_states[layer] for the representation loss; None = the teacher's middle layer (6 of 12)
     layer: int | None = Field(default=None, ge=0)
     representation_loss: Literal["mse", "kl"] = "mse"
-    # classification: the teacher's layer vector the student's sentence vector matches: the first token's
-    # (the paper's CLS) or the mean over the text's sub-words
-    sentence_vector: Literal["first", "mean"] = "first"
+    # classification: the teacher's layer vector the student's sentence vector matches: the mean over the
+    # text's sub-words, or the first token's (the paper's CLS: nearly constant at e5's middle layer, see
+    # docs/METHOD.md, "Text classification")
+    sentence_vector: Literal["first", "mean"] = "mean"
     logit_positions: Literal["word-start", "all"] = "word-start"  # where logit losses read
     batch_size: int = Field(default=64, ge=1)
     lr: float = Field(default=3e-3, gt=0, lt=1)

@@ -146,3 +146,8 @@ def embedded_texts_stats() -> str:
             pos = f"{counts['positive']:,}" if split != "unlabeled pool" else "–"
             rows.append(f"| {name} | {meta.lang} | {split} | {len(docs):,} | {neg} | {pos} | {median:.0f} |")
     return "\n".join(rows) + "\n"
+
+
+def main() -> None:
+    """Print the statistics recorded in docs/DATA.md."""
+    print(embedded_texts_stats())
