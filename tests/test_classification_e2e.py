@@ -118,6 +118,15 @@ def test_classification_end_to_end(classify_config, tmp_path, capsys):
     assert main(["predict", str(run), "x", "--format", "conll"]) != 0  # classification predicts JSON only
     assert "JSON lines only" in capsys.readouterr().err
 
+    # out of PyTorch: the ONNX export predicts the same
+    assert main(["export", str(run / "student")]) == 0
+    (onnx_answer,) = load_student(run / "student", backend="onnx").predict(["alice lives in paris"])
+    assert onnx_answer["label"] == answer["label"]
+    for label, p in answer["probabilities"].items():
+        assert onnx_answer["probabilities"][label] == pytest.approx(p, abs=1e-4)
+    assert main(["serve", str(run / "student")]) != 0  # NER only so far, refused with a message
+    assert "serves NER students so far" in capsys.readouterr().err
+
     # `evaluate` reproduces the run's test accuracy from the saved student
     out = tmp_path / "student-test.json"
     assert main(["evaluate", str(run), "--data", str(tmp_path / "data"), "--output", str(out)]) == 0

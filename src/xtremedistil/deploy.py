@@ -89,6 +89,13 @@ def run_benchmark(run_dir: Path, reporter: Reporter | None = None) -> dict[str, 
         raise XtremeDistilError(
             "not a finished distil run folder (config.toml and student/ needed)", path=run_dir
         )
+    if config.task != "ner":
+        raise XtremeDistilError(
+            "`xtremedistil benchmark` compares NER runs so far; a classification run's report has teacher and "
+            "student speed, and `xtremedistil export` + `predict --backend onnx|onnx-int8` run its student on "
+            "ONNX Runtime",
+            path=run_dir,
+        )
     threads = setup_torch(config.threads, config.seed)
     teacher_dir = find_teacher_folder(run_dir)
     teacher = load_teacher(teacher_dir)

@@ -319,6 +319,14 @@ def serve(
 
     setup_torch()  # threads from the machine, denormals flushed
     predictor = open_predictor(model_dir, backend)
+    if predictor.meta.get("task", "ner") != "ner":
+        from xtremedistil.errors import XtremeDistilError
+
+        raise XtremeDistilError(
+            "`xtremedistil serve` serves NER students so far; a classification student predicts with "
+            "`xtremedistil predict` or `load_student(path).predict(texts)`",
+            path=model_dir,
+        )
     folder = (student_folder(model_dir) or Path(model_dir)).resolve()
     name = f"{folder.parent.name}/{folder.name}" if folder.name == "student" else folder.name
     app = create_app(predictor, settings, name=name)
