@@ -230,3 +230,49 @@ def test_a_full_disk_while_writing_leaves_no_half_file(tmp_path, capsys, student
     fails(capsys, ["export", str(folder)], "No space left on device", "the disk is full")
     after = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert after == before  # nothing new, nothing half-written, nothing changed
+
+
+# ------------------------------------------------------------------------- classification files
+
+CLASSIFY_CASES = {
+    "a missing label": ("sentence\tlabel\ngood\t1\nno label\t\n", None, "", ["data.tsv:3", "missing label"]),
+    "an empty text": ("sentence\tlabel\ngood\t1\n\t0\n", None, "", ["data.tsv:3", "empty text"]),
+    "a wrong column count": ("sentence\tlabel\ngood\t1\tx\n", None, "", ["data.tsv:2", "3 TSV columns"]),
+    "an undecodable byte": (None, b"sentence\tlabel\ncaf\xe9\t1\n", "", ["data.tsv:2", "cannot decode"]),
+    "an unknown label id": (
+        "sentence\tlabel\ngood\t1\nbad\t7\n",
+        None,
+        'label_names = ["negative", "positive"]\n',
+        ["data.tsv:3", "unknown label '7'"],
+    ),
+    "a label column that holds text": (
+        "label\tsentence\n" + "".join(f"a fine film, number {i}\tpos\n" for i in range(3)),
+        None,
+        "",
+        ["data.tsv:2", "label column holds text"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CLASSIFY_CASES))
+def test_bad_classification_files(tmp_path, capsys, case):
+    body, raw, extra, fragments = CLASSIFY_CASES[case]
+    config, _ = labeled_config(tmp_path, body or "", name="data.tsv", extra=extra, raw=raw)
+    config.write_text('task = "classification"\n' + config.read_text(encoding="utf-8"), encoding="utf-8")
+    fails(capsys, ["data", "check", str(config)], *fragments)
+    # the run stops before anything is written into its folder but its config (nothing half-written)
+    run = tmp_path / "run"
+    fails(capsys, ["distil", str(config), "--output", str(run)], *fragments)
+    assert sorted(p.name for p in run.iterdir()) <= [".lock", "config.toml"]
+
+
+def test_a_test_label_that_train_does_not_have(tmp_path, capsys):
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\na\tx\nb\ty\n", encoding="utf-8")
+    (tmp_path / "test.tsv").write_text("sentence\tlabel\nc\tz\n", encoding="utf-8")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'task = "classification"\n[[data.labeled]]\ntrain = "{tmp_path / "train.tsv"}"\n'
+        f'test = "{tmp_path / "test.tsv"}"\nlang = "en"\n',
+        encoding="utf-8",
+    )
+    fails(capsys, ["data", "check", str(config)], "test split has label(s) 'z'")

@@ -18,7 +18,8 @@ from xtremedistil.errors import XtremeDistilError
 app = typer.Typer(
     name="xtremedistil",
     help="Distil massive multilingual transformers into tiny, fast students (XtremeDistil, ACL 2020).\n\n"
-    "Runs offline on an embedded default: the multilingual-e5-small teacher and gold NER data in zh, en, ja.",
+    "Runs offline on an embedded default: the multilingual-e5-small teacher and gold NER data in zh, en, ja; "
+    "`--task classification` for text classification (sentiment in en, zh).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -416,12 +417,14 @@ def data_stats(
 @data_app.command("check")
 def data_check(config: ConfigArg = None, set_: SetOpt = None, task: TaskOpt = "ner") -> None:
     """What a config's labeled data reads as: per file, the format, the tag scheme (detected or named),
-    sentences and lines read leniently; then sentences, words and entities per language, split and type.
-    A file that cannot be read stops with its file and line."""
-    from xtremedistil.data.sources import check_table
+    sentences and lines read leniently; then sentences, words and entities per language, split and type
+    (classification: texts per language, split and label). A file that cannot be read stops with its file
+    and line."""
+    from xtremedistil.data.sources import check_table, check_texts_table
 
     cfg = _load(config, set_, None, task)
-    console.print(check_table(cfg.data.labeled, cfg.seed), markup=False, highlight=False)
+    check = check_texts_table if cfg.task == "classification" else check_table
+    console.print(check(cfg.data.labeled, cfg.seed), markup=False, highlight=False)
 
 
 @config_app.command("default")

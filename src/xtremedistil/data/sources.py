@@ -262,6 +262,23 @@ def stats_table(sources: Sequence[str] | None) -> str:
     return "\n\n".join(tables)
 
 
+def check_texts_table(sources: Sequence[LabeledSource], seed: int = 13) -> str:
+    """``xtremedistil data check`` for text classification: per source, texts per language, split and label
+    (after dev_from_train and the max_* sampling); a bad row stops the read with its file and line."""
+    from xtremedistil.data.texts import check_class_labels, texts_stats_markdown
+
+    parts, corpus = [], Corpus()
+    for source in sources:
+        part = load_labeled(source, seed=seed, task="classification")
+        title = source.source or ", ".join(
+            f"{k}={v}" for k, v in source.model_dump().items() if k in ("train", "dev", "test") and v
+        )
+        parts.append(texts_stats_markdown(part, title))
+        corpus = corpus.merge(part)
+    check_class_labels(corpus)
+    return "\n".join(parts) + f"\nLabels: {', '.join(corpus.labels())}.\n"
+
+
 def check_table(sources: Sequence[LabeledSource], seed: int = 13) -> str:
     """``xtremedistil data check``: for each labeled source, what would be read: each file's format, tag
     scheme (as detected or named), sentences and the lines read leniently; then the corpus's sentences,

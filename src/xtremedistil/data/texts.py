@@ -302,3 +302,24 @@ def split_sentences(docs: Sequence[Document], min_words: int = 3, max_words: int
         for d in docs
         for sentence in english_sentences(d.text, min_words, max_words)
     ]
+
+
+def texts_stats_markdown(corpus: Corpus, title: str = "") -> str:
+    """Texts per language and split, per label, and their median length in characters."""
+    import statistics
+
+    labels = corpus.labels()
+    rows = [
+        "| language | split | texts | " + " | ".join(labels) + " | median characters |",
+        "|---|---|---:|" + "---:|" * len(labels) + "---:|",
+    ]
+    for lang in corpus.languages:
+        for split in SPLITS:
+            docs = corpus.splits[lang].get(split, [])
+            if not docs:
+                continue
+            counts = " | ".join(f"{sum(d.label == label for d in docs):,}" for label in labels)
+            median = statistics.median(len(d.text) for d in docs)
+            rows.append(f"| {lang} | {split} | {len(docs):,} | {counts} | {median:.0f} |")
+    head = f"## {title}\n\n" if title else ""
+    return head + "\n".join(rows) + "\n"
