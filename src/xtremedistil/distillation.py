@@ -573,8 +573,9 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
         config.distil.sentence_vector if task.level == "sequence" else "",
     )
     est = estimate(windows, spec, rate)
+    unit = "texts" if task.level == "sequence" else "sentences"
     return (
-        f"dry run: {len(transfer):,} transfer sentences + {len(corpus.split('train')):,} train sentences -> "
+        f"dry run: {len(transfer):,} transfer {unit} + {len(corpus.split('train')):,} train {unit} -> "
         f"{est['windows']:,} windows, {est['subwords']:,} sub-words\n"
         f"estimated cache size {est['bytes'] / 1e6:,.0f} MB (fp16, layer {layer} states + logits), "
         f"estimated teacher time {est['seconds'] / 60:.1f} min at {rate:.0f} windows/s measured on a 64-window sample{note}"

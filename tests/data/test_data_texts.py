@@ -165,3 +165,13 @@ def test_embedded_classification_corpora_are_disjoint():
     labeled = {d.text for split in ("train", "dev", "test") for d in corpus.split(split)}
     pool = embedded_text_pool("rt-en")
     assert len(pool) > 5000 and not labeled & {d.text for d in pool}
+
+
+def test_transfer_from_a_classification_folder_and_refused_augmentation(tmp_path):
+    write(tmp_path / "other" / "train.jsonl", '{"text": "one text", "label": "x"}\n{"text": "two", "label": "y"}\n')
+    labeled = Corpus({"en": {"train": [Document("two", "y", "en")]}})
+    source = TransferSource(source=str(tmp_path / "other"), lang="en")
+    docs = load_transfer([source], labeled, None, task="classification")
+    assert [d.text for d in docs] == ["one text"]  # the labeled train text is not repeated
+    with pytest.raises(DataError, match="augment:train replaces entity mentions"):
+        load_transfer([TransferSource(source="augment:train")], labeled, None, task="classification")

@@ -222,9 +222,21 @@ def load_transfer(
             pool = source.source.removeprefix(EMBEDDED)
             part = embedded_text_pool(pool) if pool in EMBEDDED_TEXTS else embedded_pool(pool)
         elif source.source == "augment:train":
+            if task != "ner":
+                raise DataError(
+                    "augment:train replaces entity mentions in NER sentences; a classification transfer set "
+                    "takes texts (embedded pools, labeled:train, text or classification files)"
+                )
             part = mention_replacement(labeled.split("train"), source.copies, seed, source.mentions)
         elif source.source.startswith("labeled:"):
             part = unlabeled_view(labeled, split=source.source.removeprefix("labeled:"))
+        elif Path(source.source).is_dir() and task == "classification":
+            from xtremedistil.data.texts import read_text_folder
+
+            folder = read_text_folder(
+                Path(source.source), lang=source.lang, languages=source.languages, encoding=source.encoding
+            )
+            part = unlabeled_view(folder, split=source.split)
         elif Path(source.source).is_dir():
             folder = read_corpus_folder(
                 Path(source.source), languages=source.languages, encoding=source.encoding
