@@ -141,13 +141,13 @@ def test_classification_end_to_end(classify_config, tmp_path, capsys):
 
 def test_classification_experiment_and_budget_pick(classify_config, tmp_path, capsys):
     text = classify_config.read_text(encoding="utf-8")
-    text += '\n[experiment]\nstrategies = ["D0-S", "D4.2"]\nstudents = ["8,8"]\n'
+    text += '\n[experiment]\nstrategies = ["D0", "D0-S", "D4.2"]\nstudents = ["8,8"]\n'
     classify_config.write_text(
         text.replace('output_dir = "', 'output_dir = "' + str(tmp_path / "exp") + '" #')
     )
     assert main(["experiment", str(classify_config), "--max-params", "10000000"]) == 0
     rows = json.loads((tmp_path / "exp" / "results.json").read_text())
-    assert {r["cell"]["strategy"] for r in rows} == {"D0-S", "D4.2"}
+    assert {r["cell"]["strategy"] for r in rows} == {"D0", "D0-S", "D4.2"}
     assert all(r["metric"] == "accuracy" and 0 <= r["test_mean"] <= 100 for r in rows)
     assert set(rows[0]["test_by_language"]) == {"en", "xx"}
     report = (tmp_path / "exp" / "results.md").read_text()
