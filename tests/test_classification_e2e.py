@@ -134,6 +134,9 @@ def test_classification_end_to_end(classify_config, tmp_path, capsys):
         metrics["student"]["test"]["mean_accuracy"]
     )
 
+    (run / "confusion.png").unlink()
+    assert main(["report", str(run)]) == 0 and (run / "confusion.png").is_file()  # rebuilt from the metrics
+
     # resuming reuses everything
     assert main(["distil", str(classify_config)]) == 0
     assert "resuming after 3.4 +embedding" in capsys.readouterr().err

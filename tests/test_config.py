@@ -59,7 +59,13 @@ def test_overrides():
 )
 def test_shipped_configs_are_valid(path):
     config = load_config(path)
-    assert config.task == "ner" and config.data.labeled
+    assert config.task in ("ner", "classification") and config.data.labeled
+
+
+@pytest.mark.parametrize("task", ["ner", "classification"])
+def test_default_config_of_each_task(task):
+    config = load_config(None, task=task)
+    assert config.task == task and config.data.labeled
 
 
 def test_ready_teacher_keys_are_checked_together():
