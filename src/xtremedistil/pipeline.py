@@ -12,7 +12,7 @@ import numpy as np
 
 from xtremedistil.batching import SpecialIds
 from xtremedistil.config import RunConfig, config_to_toml
-from xtremedistil.data.records import Corpus
+from xtremedistil.data.records import Corpus, Document
 from xtremedistil.data.sources import load_corpus
 from xtremedistil.errors import ConfigError, XtremeDistilError
 from xtremedistil.evaluate import evaluate_set, markdown_table, per_type_table
@@ -348,8 +348,10 @@ def model_report(results: dict[str, Any], name: str = "teacher") -> str:
 
 def describe_corpus(corpus: Corpus) -> str:
     counts = corpus.counts()
+    first = next((x for by_split in corpus.splits.values() for xs in by_split.values() for x in xs), None)
+    unit = "texts" if isinstance(first, Document) else "sentences"
     return ", ".join(f"{lang} {c['train']}/{c['dev']}/{c['test']}" for lang, c in counts.items()) + (
-        f" (train/dev/test sentences); labels {corpus.labels()}"
+        f" (train/dev/test {unit}); labels {corpus.labels()}"
     )
 
 
