@@ -168,7 +168,10 @@ def test_embedded_classification_corpora_are_disjoint():
 
 
 def test_transfer_from_a_classification_folder_and_refused_augmentation(tmp_path):
-    write(tmp_path / "other" / "train.jsonl", '{"text": "one text", "label": "x"}\n{"text": "two", "label": "y"}\n')
+    write(
+        tmp_path / "other" / "train.jsonl",
+        '{"text": "one text", "label": "x"}\n{"text": "two", "label": "y"}\n',
+    )
     labeled = Corpus({"en": {"train": [Document("two", "y", "en")]}})
     source = TransferSource(source=str(tmp_path / "other"), lang="en")
     docs = load_transfer([source], labeled, None, task="classification")
