@@ -49,7 +49,7 @@ from xtremedistil.student.saved import save_student
 from xtremedistil.student.schedule import ScheduleSettings, Stage, plan
 from xtremedistil.tasks.base import Encoded
 from xtremedistil.tasks.ner import DEFAULT_DECODING
-from xtremedistil.tasks.registry import corpus_labels, headline, task_of
+from xtremedistil.tasks.registry import corpus_labels, headline, metric_label, task_of
 from xtremedistil.teacher.convert import sha256_file
 from xtremedistil.teacher.model import Teacher
 from xtremedistil.training import setup_torch
@@ -345,7 +345,7 @@ def run_schedule(
     settings = stage_settings(config)
     if not summaries:
         start_f1 = headline(dev.scores(student))
-        reporter.info(f"  student before training: dev mean {dev.task.metric} {start_f1:.2f}")
+        reporter.info(f"  student before training: dev mean {metric_label(dev.task.metric)} {start_f1:.2f}")
     state_dir.mkdir(parents=True, exist_ok=True)
     for stage in stages[len(summaries) :]:
         key = f"{fingerprint}:{len(summaries)}:{stage.name}"

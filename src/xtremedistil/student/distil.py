@@ -21,7 +21,7 @@ from xtremedistil.student.losses import objective
 from xtremedistil.student.model import BiLSTMStudent
 from xtremedistil.student.schedule import Stage
 from xtremedistil.tasks.base import Batch, Encoded
-from xtremedistil.tasks.registry import headline, per_language
+from xtremedistil.tasks.registry import headline, metric_label, per_language
 from xtremedistil.training import EvalRecord, FitLog, StepRecord, drain, fit, seed_everything
 
 
@@ -225,7 +225,7 @@ def run_stage(
         "seconds": log.seconds,
         "evaluations": log.evaluations,
     }
-    metric = dev.task.metric
+    metric = metric_label(dev.task.metric)
     objective_text = f"dev objective {result.best:.4f}" if not by_f1 else f"dev {metric} {result.best:.2f}"
     reporter.info(
         f"  {stage.name}: {result.steps} steps, best at step {result.best_step}, {objective_text}, "

@@ -67,3 +67,8 @@ def summarise_languages(task: Any, per_language: dict[str, dict[str, Any]]) -> d
     from xtremedistil.evaluate import summarise
 
     return {"languages": per_language, **summarise(per_language)}
+
+
+def metric_label(metric: str) -> str:
+    """How logs and reports name a metric: ``F1``, ``accuracy``."""
+    return "F1" if metric == "f1" else metric

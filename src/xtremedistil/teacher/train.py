@@ -17,7 +17,7 @@ from xtremedistil.errors import ConfigError
 from xtremedistil.evaluate import evaluate_set
 from xtremedistil.progress import Reporter, SilentReporter
 from xtremedistil.segment import model_segmenter, segmentation, straddled_pieces
-from xtremedistil.tasks.registry import corpus_labels, headline, make_task
+from xtremedistil.tasks.registry import corpus_labels, headline, make_task, metric_label
 from xtremedistil.teacher.model import Teacher, new_teacher
 from xtremedistil.teacher.registry import resolve_teacher
 from xtremedistil.training import EvalRecord, FitLog, StepRecord, drain, fit
@@ -156,7 +156,7 @@ def fine_tune_teacher(
             if isinstance(record, EvalRecord):
                 reporter.info(
                     f"  epoch {record.epoch} step {record.step}: train loss {record.train_loss:.4f}, "
-                    f"dev mean {task.metric} {record.value:.2f} (best {record.best:.2f})"
+                    f"dev mean {metric_label(task.metric)} {record.value:.2f} (best {record.best:.2f})"
                 )
 
         result = drain(run, on_record)
