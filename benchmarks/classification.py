@@ -117,8 +117,6 @@ def quickstart(output: Path) -> str:
 
 
 def dataset(name: str, output: Path) -> str:
-    tree = tomllib.loads((REPO / "configs" / f"{name}.toml").read_text(encoding="utf-8"))
-    tree["output_dir"] = str(output)
     seconds, peak_gb = run_cli(
         ["distil", str(REPO / "configs" / f"{name}.toml"), "--output", str(output)],
         output.with_suffix(".log"),

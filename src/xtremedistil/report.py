@@ -271,19 +271,17 @@ def time_table(metrics: dict[str, Any]) -> list[str]:
 def _bars_and_stages(
     metrics: dict[str, Any], path: Path, columns: dict[str, Any], metric: str, key: str
 ) -> None:
-    """Left: ``key`` per language for each column; right: the dev metric after each stage."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Left: ``key`` per language for each column (raw-text columns hatched); right: the dev metric after
+    each stage."""
+    plt = _pyplot()
     langs = sorted(metrics["teacher"]["test"]["languages"])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
     width = 0.8 / len(columns)
     for k, (name, result) in enumerate(columns.items()):
         offset = (k - (len(columns) - 1) / 2) * width
         values = [100 * result["languages"].get(lang, {}).get(key, 0.0) for lang in langs]
-        ax1.bar([i + offset for i in range(len(langs))], values, width, label=name)
+        hatch = "//" if "raw" in name else None
+        ax1.bar([i + offset for i in range(len(langs))], values, width, label=name, hatch=hatch)
     ax1.set_xticks(list(range(len(langs))), langs)
     ax1.set_ylabel(f"test {metric}")
     ax1.set_title(f"{metric} per language")
@@ -300,6 +298,22 @@ def _bars_and_stages(
     ax2.set_ylabel(f"dev mean {metric}")
     ax2.set_title("Student after each step")
     ax2.legend()
+    _save(fig, path)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Write ``fig`` as a PNG atomically and free it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -308,12 +322,9 @@ def _bars_and_stages(
 
 def plot_confusion(metrics: dict[str, Any], path: Path) -> None:
     """Test confusion matrices (rows: gold, columns: predicted), teacher and student, per language."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = _pyplot()
     models = {"teacher": metrics["teacher"]["test"], "student": metrics["student"]["test"]}
     langs = sorted(models["teacher"]["languages"])
     fig, axes = plt.subplots(len(models), len(langs), figsize=(3.4 * len(langs) + 0.6, 6.4), squeeze=False)
@@ -343,50 +354,18 @@ def plot_confusion(metrics: dict[str, Any], path: Path) -> None:
                 ax.set_ylabel("gold")
             if r == len(models) - 1:
                 ax.set_xlabel("predicted")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot(metrics: dict[str, Any], path: Path) -> None:
-    if metrics["teacher"]["test"].get("metric") == "accuracy":
-        columns = {"teacher": metrics["teacher"]["test"], "student": metrics["student"]["test"]}
-        _bars_and_stages(metrics, path, columns, "accuracy", "accuracy")
+    """The report's picture: the metric per language and after each stage; for classification also the
+    confusion matrices beside it."""
+    teacher, student = metrics["teacher"]["test"], metrics["student"]["test"]
+    if teacher.get("metric") == "accuracy":
+        _bars_and_stages(metrics, path, {"teacher": teacher, "student": student}, "accuracy", "accuracy")
         plot_confusion(metrics, path.with_name(CONFUSION_PNG))
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    columns = f1_columns(metrics["teacher"]["test"], metrics["student"]["test"])
-    langs = sorted(metrics["teacher"]["test"]["languages"])
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
-    x = range(len(langs))
-    width = 0.8 / len(columns)
-    for k, (name, result) in enumerate(columns.items()):
-        offset = (k - (len(columns) - 1) / 2) * width
-        values = [100 * result["languages"].get(lang, {}).get("f1", 0.0) for lang in langs]
-        ax1.bar([i + offset for i in x], values, width, label=name, hatch="//" if "raw" in name else None)
-    ax1.set_xticks(list(x), langs)
-    ax1.set_ylabel("test F1")
-    ax1.set_title("F1 per language")
-    ax1.legend(fontsize=8)
-    stages = metrics.get("stages", [])
-    start_f1 = metrics.get("student_start_dev_mean_f1")
-    values = ([start_f1] if start_f1 is not None else []) + [s["dev_mean_f1"] for s in stages]
-    names = (["start"] if start_f1 is not None else []) + [s["stage"] for s in stages]
-    ax2.plot(range(len(values)), values, marker="o")
-    ax2.axhline(metrics["teacher"]["dev"]["mean_f1"], color="gray", linestyle="--", label="teacher (dev)")
-    ax2.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-    ax2.set_ylabel("dev mean F1")
-    ax2.set_title("Student after each step")
-    ax2.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    else:
+        _bars_and_stages(metrics, path, f1_columns(teacher, student), "F1", "f1")
 
 
 def write_report(run_dir: Path, metrics: dict[str, Any] | None = None) -> str:

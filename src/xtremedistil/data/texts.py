@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xtremedistil.data.readers import read_lines, seeded_indices
+from xtremedistil.data.readers import read_lines
 from xtremedistil.data.records import SPLITS, Corpus, Document
 from xtremedistil.errors import DataError
 
@@ -255,25 +255,6 @@ def read_text_folder(
             path=folder,
         )
     return Corpus(splits, folder.name)
-
-
-def hold_out_dev(corpus: Corpus, n: int, seed: int) -> Corpus:
-    """Move ``n`` seeded train items per language into a dev split (for data whose only labeled evaluation
-    split must stay the test set: SST-2's GLUE dev, IMDb's test). A language that has a dev split is kept."""
-    splits = {}
-    for lang, by_split in corpus.splits.items():
-        by_split = dict(by_split)
-        train = by_split.get("train", [])
-        if not by_split.get("dev") and train:
-            if n >= len(train):
-                raise DataError(
-                    f"dev_from_train = {n} but {lang!r} has only {len(train)} train items: lower it"
-                )
-            chosen = set(seeded_indices(len(train), n, seed, lang, "dev-from-train"))
-            by_split["dev"] = [x for i, x in enumerate(train) if i in chosen]
-            by_split["train"] = [x for i, x in enumerate(train) if i not in chosen]
-        splits[lang] = by_split
-    return Corpus(splits, corpus.name)
 
 
 def check_class_labels(corpus: Corpus) -> None:
