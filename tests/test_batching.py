@@ -47,3 +47,20 @@ def test_collate_wraps_with_specials_and_pads():
     assert batch.index.tolist() == [5, 6]
     padded = collate([_encoded(1)], [0], special, pad_to=8)
     assert padded.input_ids.shape == torch.Size([1, 8])
+
+
+def test_micro_batches_cover_the_rows_and_trim_their_padding():
+    special = SpecialIds(cls=101, sep=102, pad=0)
+    items = [_encoded(n) for n in (9, 8, 3, 2, 2)]
+    batch = collate(items, list(range(5)), special)
+    assert batch.micro_batches(0) == [batch]
+    assert batch.micro_batches(batch.input_ids.numel()) == [batch]
+    parts = batch.micro_batches(22)  # width 11: two rows per slice
+    assert [len(p) for p in parts] == [2, 2, 1]
+    assert torch.equal(torch.cat([p.index for p in parts]), batch.index)
+    assert [p.input_ids.shape[1] for p in parts] == [11, 5, 4]  # each slice as wide as its longest row
+    for p, start in zip(parts, (0, 2, 4), strict=True):
+        width = p.input_ids.shape[1]
+        assert torch.equal(p.input_ids, batch.input_ids[start : start + len(p), :width])
+        assert not batch.attention_mask[start : start + len(p), width:].any()  # only padding was cut
+    assert [len(p) for p in batch.micro_batches(1)] == [1] * 5  # at least one row per slice

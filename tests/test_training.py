@@ -158,3 +158,26 @@ def test_a_checkpoint_written_after_the_last_epoch_resumes_to_the_result(tmp_pat
         ({"history": [1, 2]}, result.steps)
     ]  # the caller's state comes back with nothing left to do
     assert all(torch.equal(state[k], again[k]) for k in state)
+
+
+def test_split_batches_give_the_whole_batch_update():
+    """Gradients accumulated over row slices (weighted by their rows) make the same step as the whole batch."""
+    class Rows(tuple):  # (x, y) whose len() is its number of rows, as a Batch's is
+        def __len__(self) -> int:
+            return self[0].shape[0]
+
+    weights = []
+    for split in (None, lambda batch: [Rows((batch[0][:3], batch[1][:3])), Rows((batch[0][3:], batch[1][3:]))]):
+        model, data, evaluate, loss_fn, optimizer, _ = _setup([0.5])
+        records = []
+        drain(
+            fit(model, lambda epoch: data[:1], loss_fn, optimizer, evaluate, epochs=1, patience=1, split=split),
+            records.append,
+        )
+        weights.append(model.weight.detach().clone())
+        steps = [r for r in records if isinstance(r, StepRecord)]
+        assert len(steps) == 1
+        weights.append(torch.tensor(steps[0].loss))
+    assert torch.allclose(weights[0], weights[2], atol=1e-6)  # the weights after the step
+    assert torch.allclose(weights[1], weights[3], atol=1e-6)  # the batch's loss as reported
+    assert not torch.equal(weights[0], _setup([0.5])[0].weight)  # the step did move them

@@ -116,6 +116,9 @@ class TeacherConfig(Strict):
     max_length: int = Field(default=64, ge=8, le=512)
     epochs: int = Field(default=3, ge=1)
     batch_size: int = Field(default=32, ge=1)
+    # a batch with more padded positions than this is run as consecutive slices whose gradients add up to the
+    # batch's (the same update, less memory held for backward: long texts); 0 = never split
+    max_batch_tokens: int = Field(default=0, ge=0)
     eval_batch_size: int = Field(default=64, ge=1)
     lr: float = Field(default=1e-4, gt=0, lt=1)
     head_lr: float = Field(default=3e-3, gt=0, lt=1)  # the fresh classification head

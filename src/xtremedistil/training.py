@@ -10,7 +10,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,13 +190,16 @@ def fit(
     higher_is_better: bool = True,
     evaluate_start: bool = False,
     checkpoint: Checkpoint | None = None,
+    split: Callable[[Any], Sequence[Any]] | None = None,
 ) -> Generator[StepRecord | EvalRecord, None, FitResult]:
     """Train up to ``epochs`` over ``batches(epoch)``; evaluate every ``eval_every`` steps (0 = each epoch);
     stop after ``patience`` evaluations without improvement; restore the best trainable weights.
 
     ``evaluate_start`` makes the starting weights a candidate too, so a step that only hurts is undone.
     ``checkpoint`` makes the run resumable after a crash (``batches(epoch)`` must give the same batches in
-    the same order on every call, as seeded shuffling does)."""
+    the same order on every call, as seeded shuffling does). ``split(batch)`` cuts a batch into parts whose
+    gradients are accumulated (each loss weighted by its share of the rows) before the one optimiser step:
+    the same update with less memory held for backward."""
     selection = _Selection(model, evaluate, higher_is_better)
     params = [p for p in model.parameters() if p.requires_grad]
     step, running, count, first_epoch, skip, stopped = 0, 0.0, 0, 1, 0, False
@@ -241,15 +244,13 @@ def fit(
         for index, batch in enumerate(batches(epoch)):
             if epoch == first_epoch and index < skip:
                 continue  # done before the checkpoint this run resumed from
-            loss = loss_fn(batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value = _accumulate(loss_fn, split(batch) if split is not None else [batch])
             if clip_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            value = loss.item()
             step, running, count = step + 1, running + value, count + 1
             yield StepRecord(epoch, step, value, optimizer.param_groups[0]["lr"])
             if eval_every and step % eval_every == 0:
@@ -271,6 +272,22 @@ def fit(
     model.load_state_dict(selection.state, strict=False)
     model.eval()
     return FitResult(selection.sign * selection.best, selection.best_step, step, epoch, stopped)
+
+
+def _accumulate(loss_fn: Callable[[Any], torch.Tensor], parts: Sequence[Any]) -> float:
+    """Backward through every part's loss (weighted by its share of the rows when there are several);
+    returns the batch's loss."""
+    if len(parts) == 1:
+        loss = loss_fn(parts[0])
+        loss.backward()
+        return loss.item()
+    rows = sum(len(part) for part in parts)
+    value = 0.0
+    for part in parts:
+        loss = loss_fn(part) * (len(part) / rows)
+        loss.backward()
+        value += loss.item()
+    return value
 
 
 def drain(

@@ -60,6 +60,29 @@ class Batch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
+    def rows(self, start: int, stop: int) -> Batch:
+        """Rows ``start:stop``, trimmed to their own longest row (the padding they no longer need dropped)."""
+        width = int(self.attention_mask[start:stop].sum(1).max())
+        return Batch(
+            self.input_ids[start:stop, :width],
+            self.attention_mask[start:stop, :width],
+            self.targets[start:stop, :width],
+            self.word_start[start:stop, :width],
+            self.index[start:stop],
+            None if self.labels is None else self.labels[start:stop],
+        )
+
+    def micro_batches(self, max_tokens: int) -> list[Batch]:
+        """The batch cut into consecutive row slices of at most ``max_tokens`` padded positions each (at least
+        one row per slice); ``max_tokens = 0``: the batch whole. Gradients accumulated over the slices, each
+        loss weighted by its share of rows, equal the whole batch's up to the per-row weighting of token-level
+        losses: the activations held for backward shrink with the slices."""
+        rows, width = self.input_ids.shape
+        if max_tokens <= 0 or rows * width <= max_tokens:
+            return [self]
+        step = max(1, max_tokens // width)
+        return [self.rows(start, min(start + step, rows)) for start in range(0, rows, step)]
+
 
 @dataclass(frozen=True)
 class EncodingStats:

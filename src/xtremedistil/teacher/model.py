@@ -135,9 +135,10 @@ class RowSubsetEmbedding(nn.Module):
         return torch.where((slot >= 0).unsqueeze(-1), trained, frozen)
 
     def merged(self) -> nn.Embedding:
-        merged = nn.Embedding(self.num_embeddings, self.embedding_dim, padding_idx=self.padding_idx)
-        merged.weight.data.copy_(self.weight)
-        return merged
+        """A plain embedding over the table with the trained rows written into it (in place: no second
+        250k-row copy; this module is not used afterwards)."""
+        table = self.table.index_copy_(0, self.rows, self.trainable.detach())
+        return nn.Embedding.from_pretrained(table, freeze=False, padding_idx=self.padding_idx)
 
 
 class Teacher(nn.Module):

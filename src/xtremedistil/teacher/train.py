@@ -148,6 +148,7 @@ def fine_tune_teacher(
         eval_every=tc.eval_every,
         clip_grad_norm=tc.clip_grad_norm,
         checkpoint=saver,
+        split=lambda b: b.micro_batches(tc.max_batch_tokens),
     )
     with reporter.bar("fine-tune teacher", total=total) as advance:
 
