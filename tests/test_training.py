@@ -162,16 +162,29 @@ def test_a_checkpoint_written_after_the_last_epoch_resumes_to_the_result(tmp_pat
 
 def test_split_batches_give_the_whole_batch_update():
     """Gradients accumulated over row slices (weighted by their rows) make the same step as the whole batch."""
+
     class Rows(tuple):  # (x, y) whose len() is its number of rows, as a Batch's is
         def __len__(self) -> int:
             return self[0].shape[0]
 
     weights = []
-    for split in (None, lambda batch: [Rows((batch[0][:3], batch[1][:3])), Rows((batch[0][3:], batch[1][3:]))]):
+    for split in (
+        None,
+        lambda batch: [Rows((batch[0][:3], batch[1][:3])), Rows((batch[0][3:], batch[1][3:]))],
+    ):
         model, data, evaluate, loss_fn, optimizer, _ = _setup([0.5])
         records = []
         drain(
-            fit(model, lambda epoch: data[:1], loss_fn, optimizer, evaluate, epochs=1, patience=1, split=split),
+            fit(
+                model,
+                lambda epoch, data=data: data[:1],
+                loss_fn,
+                optimizer,
+                evaluate,
+                epochs=1,
+                patience=1,
+                split=split,
+            ),
             records.append,
         )
         weights.append(model.weight.detach().clone())
