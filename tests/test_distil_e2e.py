@@ -201,7 +201,9 @@ def test_raw_text_score_is_the_score_of_predict(toy_config, tmp_path):
 def test_cache_dry_run_writes_nothing(toy_config, tmp_path, capsys):
     assert main(["cache", str(toy_config), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "estimated cache size" in out and "windows/s measured" in out
+    assert "estimated cache size" in out and "windows/s per device measured" in out and "on one device" in out
+    assert main(["cache", str(toy_config), "--dry-run", "--devices", "4"]) == 0
+    assert "on 4 devices like this one (cpu" in capsys.readouterr().out
     assert not (tmp_path / "run").exists()
 
 

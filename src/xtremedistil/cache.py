@@ -5,6 +5,9 @@ task (text classification) stores one row per window: the layer's sentence vecto
 
 A killed caching run resumes from the last complete shard: a shard is listed in the manifest only after
 its files were renamed into place, so finished shards are never recomputed and partial ones never read.
+Under torchrun every rank computes its share of the shards and marks each one it finished with a small
+``shard-K.done.json`` (the ranks never write the manifest at once); rank 0 lists them in the manifest when
+all are done, and a relaunched run (with any number of processes) counts them as finished.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 import torch
 
 from xtremedistil.batching import SpecialIds, iterate_batches
+from xtremedistil.distributed import current
 from xtremedistil.errors import XtremeDistilError
 from xtremedistil.io import atomic_path, read_json, write_json
 from xtremedistil.outputs import TokenOutput
@@ -197,15 +201,17 @@ def build_cache(
     so a caller can score the teacher from the same forward pass instead of running it again."""
     reporter = reporter or SilentReporter()
     root = Path(root)
+    context = current()
     data_sha = data_fingerprint(encoded)
-    manifest = _open_manifest(root, spec, data_sha, len(encoded), shard_size)
+    manifest = context.on_main(lambda: _open_manifest(root, spec, data_sha, len(encoded), shard_size))
     shard_size = int(manifest["shard_size"])  # an existing cache keeps its own shard size
     if manifest["complete"]:
         return TeacherCache(root)
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
     n_shards = max(1, -(-len(encoded) // shard_size))
     done = {s["index"] for s in manifest["shards"]}
-    todo = [k for k in range(n_shards) if k not in done]
+    # under torchrun each rank computes its share of the shards left, and marks each one it finished
+    todo = context.shard([k for k in range(n_shards) if k not in done])
     remaining = sum(min(shard_size, len(encoded) - k * shard_size) for k in todo)
     if done:
         reporter.info(f"cache: resuming, {len(done)}/{n_shards} shards already complete")
@@ -216,15 +222,50 @@ def build_cache(
             subwords = _write_shard(
                 teacher, windows, root, k, spec, special, batch_size, advance, on_logits, k * shard_size
             )
-            manifest["shards"].append({"index": k, "windows": len(windows), "subwords": subwords})
+            shard = {"index": k, "windows": len(windows), "subwords": subwords}
+            if context.distributed:  # ranks do not share the manifest: each marks its own shards
+                write_json(root / _marker_file(k), shard)
+                continue
+            manifest["shards"].append(shard)
             manifest["shards"].sort(key=lambda s: s["index"])
             write_json(root / MANIFEST, manifest)
-    manifest["subwords"] = sum(s["subwords"] for s in manifest["shards"])
-    manifest["seconds"] = manifest.get("seconds", 0.0) + time.perf_counter() - start
-    manifest["bytes"] = sum(f.stat().st_size for f in root.glob("shard-*.npy"))
-    manifest["complete"] = True
-    write_json(root / MANIFEST, manifest)
+    seconds = context.all_sum(time.perf_counter() - start) / context.world_size
+
+    def complete() -> None:
+        _collect_markers(root, manifest)
+        missing = sorted(set(range(n_shards)) - {s["index"] for s in manifest["shards"]})
+        if missing:
+            raise XtremeDistilError(
+                f"teacher cache shards {missing} were not written; rerun to finish", path=root
+            )
+        manifest["subwords"] = sum(s["subwords"] for s in manifest["shards"])
+        manifest["seconds"] = manifest.get("seconds", 0.0) + seconds
+        manifest["bytes"] = sum(f.stat().st_size for f in root.glob("shard-*.npy"))
+        manifest["complete"] = True
+        write_json(root / MANIFEST, manifest)
+
+    context.on_main(complete)
     return TeacherCache(root)
+
+
+def _marker_file(k: int) -> str:
+    return f"shard-{k:05d}.done.json"
+
+
+def _collect_markers(root: Path, manifest: dict[str, Any]) -> None:
+    """List in the manifest the shards that ranks of a multi-process run marked finished (their files were
+    renamed into place before the marker was written), then drop the markers."""
+    listed = {s["index"] for s in manifest["shards"]}
+    markers = sorted(root.glob("shard-*.done.json"))
+    for marker in markers:
+        shard = read_json(marker)
+        if shard["index"] not in listed:
+            manifest["shards"].append(shard)
+    if markers:
+        manifest["shards"].sort(key=lambda s: s["index"])
+        write_json(root / MANIFEST, manifest)
+        for marker in markers:
+            marker.unlink()
 
 
 def _open_manifest(
@@ -241,6 +282,7 @@ def _open_manifest(
     }
     if path.is_file():
         manifest = read_json(path)
+        _collect_markers(root, manifest)  # shards finished by ranks of a killed multi-process run
         # the shard size is storage layout and the teacher name a label: the teacher's hash is its identity
         identity = [k for k in expected if k not in ("shard_size", "teacher")]
         differ = [k for k in identity if manifest.get(k) != expected[k]]
@@ -280,7 +322,7 @@ def _write_shard(
     with torch.inference_mode():
         for batch in iterate_batches(windows, batch_size, special, shuffle=False):
             if spec.per_window:
-                out = teacher(batch, layer=spec.layer, vector=spec.vector)
+                out = teacher(batch, layer=spec.layer, vector=spec.vector).to("cpu")
                 rows = batch.index.numpy()
                 hidden[rows] = out.hidden.numpy()
                 logits[rows] = out.logits.numpy()
@@ -289,7 +331,7 @@ def _write_shard(
                         on_logits(first + i, out.logits[row].float().numpy())
                 advance(len(batch))
                 continue
-            out = teacher(batch, layer=spec.layer)
+            out = teacher(batch, layer=spec.layer).to("cpu")
             for row, i in enumerate(batch.index.tolist()):
                 a, b = offsets[i], offsets[i + 1]
                 hidden[a:b] = out.hidden[row, 1 : b - a + 1].numpy()

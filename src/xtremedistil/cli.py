@@ -52,6 +52,15 @@ TaskOpt = Annotated[
     ),
 ]
 
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="auto, cpu, cuda or cuda:N (overrides the config's `device`; auto: the GPU when torch sees one). "
+        "Several processes: torchrun --nproc-per-node N -m xtremedistil distil CONFIG (README, Scaling).",
+    ),
+]
+
 
 @app.callback()
 def _global(
@@ -68,24 +77,53 @@ def _global(
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def _load(config: Path | None, overrides: list[str] | None, output: Path | None, task: str = "ner"):
+def _load(
+    config: Path | None,
+    overrides: list[str] | None,
+    output: Path | None,
+    task: str = "ner",
+    device: str | None = None,
+):
     from xtremedistil.config import load_config
 
     overrides = list(overrides or [])
     if output is not None:
         overrides.append(f'output_dir="{output}"')
+    if device is not None:
+        overrides.append(f'device="{device}"')
     return load_config(config, overrides, task=task)
 
 
 def _reporter():
-    from xtremedistil.progress import RichReporter
+    """Progress bars and logs on the terminal; under torchrun, rank 0's only."""
+    from xtremedistil.distributed import current
+    from xtremedistil.progress import RichReporter, SilentReporter
 
-    return RichReporter(err_console)
+    return RichReporter(err_console) if current().is_main else SilentReporter()
+
+
+def _launched(cfg):
+    """The command's processes: a world of one, or torchrun's ranks joined in a process group for its
+    length."""
+    from xtremedistil.distributed import launched
+
+    return launched(cfg.device)
+
+
+def _is_main() -> bool:
+    """Whether this process prints results: always, but under torchrun rank 0 only."""
+    from xtremedistil.distributed import current
+
+    return current().is_main
 
 
 @teacher_app.command("train")
 def teacher_train(
-    config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None, task: TaskOpt = "ner"
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    output: OutputOpt = None,
+    task: TaskOpt = "ner",
+    device: DeviceOpt = None,
 ) -> None:
     """Fine-tune the teacher on the labeled data (joint over languages), select on dev F1, evaluate per
     language on dev and test, and write the run folder (config, teacher, metrics.json, teacher.md).
@@ -94,15 +132,21 @@ def teacher_train(
     Rerunning the same command on the same folder reuses a finished teacher."""
     from xtremedistil.pipeline import model_report, run_teacher
 
-    cfg = _load(config, set_, output, task)
-    metrics = run_teacher(cfg, _reporter())
-    console.print(model_report(metrics["teacher"]), markup=False, highlight=False)
-    console.print(f"run folder: {cfg.output_dir}")
+    cfg = _load(config, set_, output, task, device)
+    with _launched(cfg):
+        metrics = run_teacher(cfg, _reporter())
+        if _is_main():
+            console.print(model_report(metrics["teacher"]), markup=False, highlight=False)
+            console.print(f"run folder: {cfg.output_dir}")
 
 
 @app.command("distil")
 def distil(
-    config: ConfigArg = None, set_: SetOpt = None, output: OutputOpt = None, task: TaskOpt = "ner"
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    output: OutputOpt = None,
+    task: TaskOpt = "ner",
+    device: DeviceOpt = None,
 ) -> None:
     """The whole method: fine-tune the teacher (or reuse teacher.run, or take a model you fine-tuned as it
     is: teacher.fine_tune = false), cache its layer states and logits over
@@ -113,10 +157,12 @@ def distil(
     from xtremedistil.distillation import run_distil
     from xtremedistil.report import render_markdown
 
-    cfg = _load(config, set_, output, task)
-    metrics = run_distil(cfg, _reporter())
-    console.print(render_markdown(metrics), markup=False, highlight=False)
-    console.print(f"run folder: {cfg.output_dir}  (student: {cfg.output_dir}/student)")
+    cfg = _load(config, set_, output, task, device)
+    with _launched(cfg):
+        metrics = run_distil(cfg, _reporter())
+        if _is_main():
+            console.print(render_markdown(metrics), markup=False, highlight=False)
+            console.print(f"run folder: {cfg.output_dir}  (student: {cfg.output_dir}/student)")
 
 
 @app.command("experiment")
@@ -132,6 +178,7 @@ def experiment(
     min_retention: Annotated[
         float | None, typer.Option(help="Budget: dev F1 at least this fraction of the teacher's (e.g. 0.95).")
     ] = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Run the [experiment] grid (strategies x transfer sizes x labeled sizes x layers x students x seeds) on
     shared teachers and caches; one row per cell in results.csv/.json/.md plus results.png. Finished cells
@@ -140,7 +187,7 @@ def experiment(
     from xtremedistil.experiment import run_experiment, save_selection, select
     from xtremedistil.experiment_report import render
 
-    cfg = _load(config, set_, output, task)
+    cfg = _load(config, set_, output, task, device)
     results = run_experiment(cfg, _reporter())
     console.print(render(results), markup=False, highlight=False)
     if max_params is not None or max_latency_ms is not None or min_retention is not None:
@@ -172,13 +219,25 @@ def cache_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only print the estimated disk size and time.")
     ] = False,
+    devices: Annotated[
+        int,
+        typer.Option(
+            "--devices",
+            min=1,
+            help="With --dry-run: the time on this many processes like this one (torchrun).",
+        ),
+    ] = 1,
+    device: DeviceOpt = None,
 ) -> None:
     """Run the fine-tuned teacher once over the transfer set and cache its layer states and logits (fp16,
     sharded, memory-mapped). Resumes from the last complete shard; --dry-run estimates size and time."""
     from xtremedistil.distillation import cache_job
 
-    cfg = _load(config, set_, output, task)
-    console.print(cache_job(cfg, _reporter(), dry_run=dry_run), markup=False, highlight=False)
+    cfg = _load(config, set_, output, task, device)
+    with _launched(cfg):
+        message = cache_job(cfg, _reporter(), dry_run=dry_run, devices=devices)
+        if _is_main():
+            console.print(message, markup=False, highlight=False)
 
 
 @app.command("predict")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from xtremedistil import distributed
 from xtremedistil.batching import SpecialIds
 from xtremedistil.cache import CacheSpec, TeacherCache, build_cache, data_fingerprint
 from xtremedistil.config import RunConfig
@@ -343,16 +344,20 @@ def run_schedule(
                     f"stages: resuming after {summaries[-1]['stage']} ({len(summaries)}/{len(stages)} done)"
                 )
     settings = stage_settings(config)
+    context = distributed.current()
     if not summaries:
-        start_f1 = headline(dev.scores(student))
+        start_f1 = context.on_main(lambda: headline(dev.scores(student)))
         reporter.info(f"  student before training: dev mean {metric_label(dev.task.metric)} {start_f1:.2f}")
-    state_dir.mkdir(parents=True, exist_ok=True)
+    if context.is_main:
+        state_dir.mkdir(parents=True, exist_ok=True)
     for stage in stages[len(summaries) :]:
         key = f"{fingerprint}:{len(summaries)}:{stage.name}"
         summary = run_stage(
             student, stage, stage_pools, dev, settings, reporter, checkpoint=checkpoint, key=key
         )
         summaries.append(summary)
+        if not context.is_main:  # every rank holds the same weights; rank 0 writes them
+            continue
         record = {
             "stages": names,
             "fingerprint": fingerprint,
@@ -361,12 +366,14 @@ def run_schedule(
         }
         with atomic_path(weights_path) as tmp:
             save_file(
-                {k: v.contiguous() for k, v in student.state_dict().items()},
+                {k: v.contiguous().cpu() for k, v in student.state_dict().items()},
                 str(tmp),
                 metadata={STAGE_RECORDS: json.dumps(record)},
             )
         write_json(summaries_path, record)
         checkpoint.unlink(missing_ok=True)
+    if not context.is_main:
+        return summaries
     checkpoint.unlink(missing_ok=True)  # left by a kill after the last stage was saved
     if summaries and weights_path.is_file() and not summaries_path.is_file():  # killed between the writes
         write_json(summaries_path, _stage_records(weights_path, summaries_path))
@@ -447,16 +454,19 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
         )
     reporter = reporter or SilentReporter()
     threads = setup_torch(config.threads, config.seed)
+    context = distributed.setup(config.device)
     start = time.perf_counter()
     watch = Stopwatch()
     run_dir = prepare_run_dir(config)
     prepared = prepare(config, run_dir, reporter, watch)
     with watch("teacher evaluation"):  # reused from the metrics when already scored as configured
         logits = {"dev": prepared.dev_logits} if prepared.dev_logits else None
-        score_teacher(prepared.teacher, prepared.corpus, config, run_dir, reporter, logits)
+        context.on_main(
+            lambda: score_teacher(prepared.teacher, prepared.corpus, config, run_dir, reporter, logits)
+        )
 
     with watch("student set-up"):
-        student = build_student(config, prepared)
+        student = build_student(config, prepared).to(context.device)
     stages = plan(schedule_settings(config))
     reporter.info(
         f"student: {student.parameter_counts()['total']:,} parameters, {len(stages)} stages ({config.distil.strategy})"
@@ -466,6 +476,8 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
         summaries = run_schedule(
             config, stage_pools, prepared.dev, student, stages, run_dir / STAGES_DIR, reporter
         )
+    if not context.is_main:  # the rest (evaluation, saving, speed, report) is rank 0's
+        return {"stages": summaries}
     with watch("student save and evaluation"):
         save_student(
             student,
@@ -498,12 +510,16 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
     return metrics
 
 
-def cache_job(config: RunConfig, reporter: Reporter | None = None, *, dry_run: bool = False) -> str:
-    """``xtremedistil cache``: build (or finish) the teacher caches; ``dry_run`` only estimates them."""
+def cache_job(
+    config: RunConfig, reporter: Reporter | None = None, *, dry_run: bool = False, devices: int = 1
+) -> str:
+    """``xtremedistil cache``: build (or finish) the teacher caches; ``dry_run`` only estimates them (the
+    time for ``devices`` processes like this one, each caching its share of the shards)."""
     reporter = reporter or SilentReporter()
     setup_torch(config.threads, config.seed)
+    distributed.setup(config.device)
     if dry_run:
-        return _dry_run(config, reporter)
+        return _dry_run(config, reporter, devices)
     run_dir = prepare_run_dir(config)
     prepared = prepare(config, run_dir, reporter)
     m = prepared.cache.manifest
@@ -513,8 +529,10 @@ def cache_job(config: RunConfig, reporter: Reporter | None = None, *, dry_run: b
     )
 
 
-def _dry_run(config: RunConfig, reporter: Reporter) -> str:
-    """Estimate disk and time from the data and a 64-window timing sample; nothing is written."""
+def _dry_run(config: RunConfig, reporter: Reporter, devices: int = 1) -> str:
+    """Estimate disk and time from the data and a 64-window timing sample on this process's device; with
+    ``devices``, the time for that many such devices caching their shares of the shards; nothing is
+    written."""
     from xtremedistil.cache import estimate
     from xtremedistil.teacher.model import META_FILE, load_teacher, new_teacher
     from xtremedistil.teacher.registry import resolve_teacher
@@ -539,6 +557,7 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
             },
         )
         note = " (the teacher is not fine-tuned yet: `distil`/`cache` fine-tune it first)"
+    teacher.to(distributed.current().device)
     task = task_of(teacher.meta)
     max_length = int(teacher.meta.get("max_length", config.teacher.max_length))
     segment = segmenter(teacher.tokenizer, config.data.cjk)
@@ -572,11 +591,19 @@ def _dry_run(config: RunConfig, reporter: Reporter) -> str:
         len(teacher.labels),
         config.distil.sentence_vector if task.level == "sequence" else "",
     )
-    est = estimate(windows, spec, rate)
+    est = estimate(windows, spec, rate * devices)
     unit = "texts" if task.level == "sequence" else "sentences"
+    device = distributed.current().device
+    spread = (
+        f" on {devices} devices like this one ({device}; the shards split evenly, each device at the "
+        "measured speed, reading and writing not the limit)"
+        if devices > 1
+        else f" on one device ({device})"
+    )
     return (
         f"dry run: {len(transfer):,} transfer {unit} + {len(corpus.split('train')):,} train {unit} -> "
         f"{est['windows']:,} windows, {est['subwords']:,} sub-words\n"
         f"estimated cache size {est['bytes'] / 1e6:,.0f} MB (fp16, layer {layer} states + logits), "
-        f"estimated teacher time {est['seconds'] / 60:.1f} min at {rate:.0f} windows/s measured on a 64-window sample{note}"
+        f"estimated teacher time {est['seconds'] / 60:.1f} min{spread}, at {rate:.0f} windows/s per device "
+        f"measured on a 64-window sample{note}"
     )

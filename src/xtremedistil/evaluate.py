@@ -34,7 +34,7 @@ def predict_logits(
     out: list[np.ndarray | None] = [None] * len(encoded)
     with torch.inference_mode():
         for batch in iterate_batches(encoded, batch_size, special, shuffle=False):
-            logits = forward(batch).float().numpy()
+            logits = forward(batch).float().cpu().numpy()
             for row, i in enumerate(batch.index.tolist()):
                 out[i] = logits[row] if logits.ndim == 2 else logits[row, 1 : len(encoded[i]) + 1]
             if progress is not None:

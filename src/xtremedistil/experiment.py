@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from xtremedistil import distributed
 from xtremedistil.config import RunConfig, config_from_dict, config_to_toml
 from xtremedistil.distillation import (
     Prepared,
@@ -393,6 +394,11 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> list[
     from xtremedistil.experiment_report import write_experiment_report
 
     setup_torch(config.threads, config.seed)
+    if distributed.setup(config.device).distributed:
+        raise ConfigError(
+            "`experiment` runs in one process (its cells are not spread over torchrun's ranks yet): launch it "
+            "without torchrun, or distil one config at a time with `torchrun ... -m xtremedistil distil`"
+        )
     results = Experiment(config, reporter).run()
     write_experiment_report(Path(config.output_dir), results)
     return results

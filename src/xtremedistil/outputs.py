@@ -17,6 +17,16 @@ class TokenOutput:
     hidden: torch.Tensor | None = None  # (B, T, H): teacher layer state, or the student's projection
     mask: torch.Tensor | None = None  # (B, T) bool, real sub-words (no specials, no padding)
 
+    def to(self, device: torch.device | str) -> TokenOutput:
+        """The record on ``device`` (itself when it is there already)."""
+        if self.logits.device == torch.device(device):
+            return self
+
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        return TokenOutput(self.logits.to(device), move(self.hidden), move(self.mask))
+
     @property
     def per_sequence(self) -> bool:
         return self.logits.dim() == 2

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xtremedistil import distributed
 from xtremedistil.batching import SpecialIds
 from xtremedistil.config import RunConfig, config_to_toml
 from xtremedistil.data.records import Corpus, Document
@@ -97,20 +98,24 @@ def prepare_run_dir(config: RunConfig) -> Path:
     distillation or the transfer set reuses the folder (and its teacher); one that would change the teacher
     is refused, so a folder never mixes two teachers."""
     run_dir = Path(config.output_dir)
-    text = config_to_toml(config)
-    lock_run_dir(run_dir)
-    existing = run_dir / CONFIG_FILE
-    if existing.is_file():
-        old = tomllib.loads(existing.read_text(encoding="utf-8"))
-        if teacher_identity(old) != teacher_identity(tomllib.loads(text)):
-            raise ConfigError(
-                "this run folder holds a run with a different teacher, labeled data or segmentation (or one "
-                "made by an older version); choose another "
-                "output_dir (--output) or delete the folder to start again",
-                path=existing,
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(existing, text)
+
+    def claim() -> None:  # rank 0 alone holds and writes the folder; the other ranks only read from it
+        text = config_to_toml(config)
+        lock_run_dir(run_dir)
+        existing = run_dir / CONFIG_FILE
+        if existing.is_file():
+            old = tomllib.loads(existing.read_text(encoding="utf-8"))
+            if teacher_identity(old) != teacher_identity(tomllib.loads(text)):
+                raise ConfigError(
+                    "this run folder holds a run with a different teacher, labeled data or segmentation (or "
+                    "one made by an older version); choose another "
+                    "output_dir (--output) or delete the folder to start again",
+                    path=existing,
+                )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(existing, text)
+
+    distributed.current().on_main(claim)
     return run_dir
 
 
@@ -125,35 +130,47 @@ def update_metrics(run_dir: Path, **entries: Any) -> dict[str, Any]:
 def obtain_teacher(config: RunConfig, corpus: Corpus, run_dir: Path, reporter: Reporter) -> Teacher:
     """The fine-tuned teacher: a given run's, this run's finished one (resume), or a new fine-tuning."""
     labels = corpus_labels(config.task, corpus)
+    context = distributed.current()
     if config.teacher.run:
         source = teacher_folder(config, run_dir)
         teacher = load_teacher(source)
         reporter.info(f"teacher: reusing {source}")
     elif (teacher_dir(run_dir) / META_FILE).is_file():
-        (run_dir / TEACHER_CHECKPOINT).unlink(missing_ok=True)  # left by a kill after the teacher was saved
+        if context.is_main:  # left by a kill after the teacher was saved
+            (run_dir / TEACHER_CHECKPOINT).unlink(missing_ok=True)
         teacher = load_teacher(teacher_dir(run_dir))
         how = "the ready model" if teacher.is_ready else "the finished fine-tuning"
         _check_same_teacher(config, teacher, teacher_dir(run_dir))
         reporter.info(f"teacher: reusing {how} in {teacher_dir(run_dir)}")
     elif not config.teacher.fine_tune:
         teacher = ready_from_config(config, corpus, reporter)
-        teacher.save(teacher_dir(run_dir))
-        # scored before anything else: a wrong label map or a weak model shows in a minute, not after the cache
-        results = score_teacher(teacher, corpus, config, run_dir, reporter)
-        reporter.info(
-            "ready teacher: "
-            + ", ".join(
-                f"{split} mean F1 {r['mean_f1']:.2f} (raw text {r['end_to_end']['mean_f1']:.2f})"
-                for split, r in results.items()
+
+        def save_and_score() -> None:
+            teacher.save(teacher_dir(run_dir))
+            # scored before anything else: a wrong label map or a weak model shows in a minute, not after
+            # the cache
+            results = score_teacher(teacher, corpus, config, run_dir, reporter)
+            reporter.info(
+                "ready teacher: "
+                + ", ".join(
+                    f"{split} mean F1 {r['mean_f1']:.2f} (raw text {r['end_to_end']['mean_f1']:.2f})"
+                    for split, r in results.items()
+                )
             )
-        )
+
+        context.on_main(save_and_score)
     else:
         checkpoint = run_dir / TEACHER_CHECKPOINT
         teacher, history = fine_tune_teacher(config, corpus, reporter, checkpoint)
-        teacher.save(teacher_dir(run_dir))
-        write_json(run_dir / "teacher_history.json", history)
-        checkpoint.unlink(missing_ok=True)
-        update_metrics(run_dir, teacher_training=_without_evaluations(history))
+
+        def save() -> None:
+            teacher.save(teacher_dir(run_dir))
+            write_json(run_dir / "teacher_history.json", history)
+            checkpoint.unlink(missing_ok=True)
+            update_metrics(run_dir, teacher_training=_without_evaluations(history))
+
+        context.on_main(save)
+    teacher.to(context.device)
     if teacher.task != config.task:
         raise XtremeDistilError(
             f"the teacher was made for task {teacher.task!r}, this config is {config.task!r}"
@@ -317,15 +334,20 @@ def run_teacher(config: RunConfig, reporter: Reporter | None = None) -> dict[str
     """``xtremedistil teacher train``: fine-tune (or resume), evaluate per language, write the run folder."""
     reporter = reporter or SilentReporter()
     threads = setup_torch(config.threads, config.seed)
+    context = distributed.setup(config.device)
     start = time.perf_counter()
     run_dir = prepare_run_dir(config)
     corpus = load_corpus(config)
     reporter.info(f"data: {describe_corpus(corpus)}")
     teacher = obtain_teacher(config, corpus, run_dir, reporter)
-    results = score_teacher(teacher, corpus, config, run_dir, reporter)
-    metrics = update_metrics(run_dir, threads=threads, teacher_job_seconds=time.perf_counter() - start)
-    write_text(run_dir / "teacher.md", model_report(results))
-    return metrics
+
+    def score() -> dict[str, Any]:
+        results = score_teacher(teacher, corpus, config, run_dir, reporter)
+        metrics = update_metrics(run_dir, threads=threads, teacher_job_seconds=time.perf_counter() - start)
+        write_text(run_dir / "teacher.md", model_report(results))
+        return metrics
+
+    return context.on_main(score)
 
 
 def model_report(results: dict[str, Any], name: str = "teacher") -> str:

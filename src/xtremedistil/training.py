@@ -6,6 +6,7 @@ Model selection uses a dev value only (never test): the best weights are restore
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xtremedistil.distributed import current
 from xtremedistil.io import atomic_path
 
 
@@ -81,7 +83,8 @@ class _Selection:
     def __call__(self, epoch: int, step: int, train_loss: float) -> EvalRecord:
         self.model.eval()
         with torch.inference_mode():
-            value = float(self.evaluate())
+            # evaluated once, on rank 0, and broadcast: every rank selects and stops alike
+            value = current().on_main(lambda: float(self.evaluate()))
         self.model.train()
         improved = self.sign * value > self.best
         if improved:
@@ -114,6 +117,8 @@ class Checkpoint:
         return state if state.get("key", "") == self.key else None
 
     def save(self, state: dict[str, Any]) -> None:
+        if not current().is_main:  # every rank holds the same weights; rank 0 writes them
+            return
         state = {**state, "extra": self.extra(), "rng": _rng_states(), "key": self.key}
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
@@ -191,6 +196,7 @@ def fit(
     evaluate_start: bool = False,
     checkpoint: Checkpoint | None = None,
     split: Callable[[Any], Sequence[Any]] | None = None,
+    no_sync: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
 ) -> Generator[StepRecord | EvalRecord, None, FitResult]:
     """Train up to ``epochs`` over ``batches(epoch)``; evaluate every ``eval_every`` steps (0 = each epoch);
     stop after ``patience`` evaluations without improvement; restore the best trainable weights.
@@ -199,7 +205,8 @@ def fit(
     ``checkpoint`` makes the run resumable after a crash (``batches(epoch)`` must give the same batches in
     the same order on every call, as seeded shuffling does). ``split(batch)`` cuts a batch into parts whose
     gradients are accumulated (each loss weighted by its share of the rows) before the one optimiser step:
-    the same update with less memory held for backward."""
+    the same update with less memory held for backward. Under DistributedDataParallel, ``no_sync`` (the
+    wrapper's) keeps all but the last part's backward from averaging gradients over ranks."""
     selection = _Selection(model, evaluate, higher_is_better)
     params = [p for p in model.parameters() if p.requires_grad]
     step, running, count, first_epoch, skip, stopped = 0, 0.0, 0, 1, 0, False
@@ -245,7 +252,7 @@ def fit(
             if epoch == first_epoch and index < skip:
                 continue  # done before the checkpoint this run resumed from
             optimizer.zero_grad(set_to_none=True)
-            value = _accumulate(loss_fn, split(batch) if split is not None else [batch])
+            value = _accumulate(loss_fn, split(batch) if split is not None else [batch], no_sync)
             if clip_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
             optimizer.step()
@@ -274,7 +281,11 @@ def fit(
     return FitResult(selection.sign * selection.best, selection.best_step, step, epoch, stopped)
 
 
-def _accumulate(loss_fn: Callable[[Any], torch.Tensor], parts: Sequence[Any]) -> float:
+def _accumulate(
+    loss_fn: Callable[[Any], torch.Tensor],
+    parts: Sequence[Any],
+    no_sync: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+) -> float:
     """Backward through every part's loss (weighted by its share of the rows when there are several);
     returns the batch's loss."""
     if len(parts) == 1:
@@ -283,9 +294,11 @@ def _accumulate(loss_fn: Callable[[Any], torch.Tensor], parts: Sequence[Any]) ->
         return loss.item()
     rows = sum(len(part) for part in parts)
     value = 0.0
-    for part in parts:
-        loss = loss_fn(part) * (len(part) / rows)
-        loss.backward()
+    for k, part in enumerate(parts):
+        last = k == len(parts) - 1
+        with no_sync() if no_sync is not None and not last else contextlib.nullcontext():
+            loss = loss_fn(part) * (len(part) / rows)
+            loss.backward()
         value += loss.item()
     return value
 

@@ -14,6 +14,7 @@ import torch
 
 from xtremedistil.batching import SpecialIds, batch_indices, collate
 from xtremedistil.cache import TeacherCache
+from xtremedistil.distributed import current
 from xtremedistil.evaluate import EvalSet, evaluate_set
 from xtremedistil.outputs import TokenOutput
 from xtremedistil.progress import Reporter, SilentReporter
@@ -52,10 +53,19 @@ class Pool:
         seed: int,
         teacher: bool,
         hidden: bool = True,
+        share: bool = False,
     ) -> Iterator[DistilBatch]:
+        """Length-bucketed batches with the cached teacher outputs of their windows; ``share``: this rank's
+        rows of every batch (under torchrun the ranks split each batch of the single-process run)."""
         lengths = [len(self.encoded[i]) for i in self.indices]
+        context = current()
         for local in batch_indices(lengths, batch_size, shuffle=shuffle, seed=seed):
             rows = self.indices[local]
+            if share and context.distributed:
+                part = context.rows_of(len(rows))
+                if part is None:
+                    continue
+                rows = rows[part]
             batch = collate([self.encoded[i] for i in rows], rows, special)
             outputs = (
                 self.cache.outputs(rows, batch.input_ids.shape[1], hidden=hidden)
@@ -80,14 +90,17 @@ class StageSettings:
 
 
 def stage_loss(
-    student: BiLSTMStudent, stage: Stage, db: DistilBatch, settings: StageSettings
+    student: torch.nn.Module, stage: Stage, db: DistilBatch, settings: StageSettings
 ) -> torch.Tensor:
-    """The stage's objective on one batch (training and the dev value alike)."""
+    """The stage's objective on one batch (training and the dev value alike); ``student`` may be the
+    student under DistributedDataParallel."""
+    out = student(db.batch)
+    device = out.logits.device  # the cached teacher outputs and the targets join the student's device
     return objective(
         stage.weights,
-        student(db.batch),
-        db.teacher,
-        db.batch,
+        out,
+        None if db.teacher is None else db.teacher.to(device),
+        db.batch.to(device),
         representation_kind=settings.representation_kind,
         temperature=settings.temperature,
         logit_positions=settings.logit_positions,
@@ -166,10 +179,14 @@ def run_stage(
             seed=settings.seed + epoch,
             teacher=stage.needs_teacher,
             hidden=stage.needs_hidden,
+            share=True,
         )
 
+    # a new wrapper for every stage: DistributedDataParallel registers the parameters trainable when it is made
+    trained = current().wrap(student, find_unused_parameters=True)
+
     def loss_fn(db: DistilBatch) -> torch.Tensor:
-        return stage_loss(student, stage, db, settings)
+        return stage_loss(trained, stage, db, settings)
 
     by_f1 = settings.select_on == "f1"
 
@@ -202,7 +219,7 @@ def run_stage(
             ),
             record,
         )
-    scores = dev.scores(student)
+    scores = current().on_main(lambda: dev.scores(student))
     summary = {
         "stage": stage.name,
         "losses": stage.weights,

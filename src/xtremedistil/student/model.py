@@ -187,9 +187,10 @@ class BiLSTMStudent(nn.Module):
         return self.id_map[teacher_ids].long()
 
     def forward(self, batch: Batch) -> TokenOutput:
+        batch = batch.to(self.embedding.weight.device)
         ids = self.student_ids(batch.input_ids).masked_fill(batch.attention_mask == 0, PAD)  # (B, T)
         if self.training and self.config.word_dropout > 0:
-            dropped = (torch.rand(ids.shape) < self.config.word_dropout) & (ids != PAD)
+            dropped = (torch.rand(ids.shape, device=ids.device) < self.config.word_dropout) & (ids != PAD)
             ids = ids.masked_fill(dropped, UNK)
         projected, activated, logits = self._layers(ids, batch.attention_mask.sum(1))
         hidden = projected if self.config.representation == "pre-activation" else activated
@@ -240,13 +241,13 @@ def svd_embedding(teacher_rows: np.ndarray, dim: int, seed: int = 0) -> tuple[np
 
 def init_embedding_svd(student: BiLSTMStudent, teacher_table: torch.Tensor, unk_id: int) -> None:
     """Initialise the student embedding from the (fine-tuned) teacher's rows of the kept vocabulary."""
-    rows = teacher_table[student.kept_ids].detach().float().numpy()
+    rows = teacher_table[student.kept_ids.to(teacher_table.device)].detach().float().cpu().numpy()
     coords, basis = svd_embedding(rows, student.config.embedding_dim)
     with torch.no_grad():
         weight = student.embedding.weight
         weight[2:] = torch.from_numpy(coords)
         weight[PAD] = 0.0
-        unk = teacher_table[unk_id].detach().float().numpy() @ basis
+        unk = teacher_table[unk_id].detach().float().cpu().numpy() @ basis
         weight[UNK, : len(unk)] = torch.from_numpy(unk)
 
 
@@ -278,7 +279,7 @@ def nearest_kept(
     compares search dimensions on dev. Ids in ``exclude`` (the specials) are never a target. Kept ids map
     to themselves. With ``groups`` (teacher id -> group, e.g. :func:`piece_shapes`), a neighbour of the
     same group is always preferred; another group's is taken only when no kept id has the query's group."""
-    table = teacher_table.detach().float()
+    table = teacher_table.detach().float().cpu()
     kept = np.asarray(kept_ids, dtype=np.int64)
     targets = kept[~np.isin(kept, np.asarray(exclude, dtype=np.int64))]
     if len(targets) == 0:

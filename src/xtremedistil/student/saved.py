@@ -61,7 +61,7 @@ def save_student(
 
 
 def kept_teacher_ids(student: BiLSTMStudent) -> np.ndarray:
-    return student.kept_ids.numpy()
+    return student.kept_ids.cpu().numpy()
 
 
 def load_student_model(path: str | Path) -> tuple[BiLSTMStudent, dict[str, Any]]:

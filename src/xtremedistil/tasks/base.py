@@ -54,11 +54,25 @@ class Batch:
         mask = self.attention_mask.bool().clone()
         lengths = self.attention_mask.sum(1)
         mask[:, 0] = False
-        mask[torch.arange(len(lengths)), lengths - 1] = False
+        mask[torch.arange(len(lengths), device=mask.device), lengths - 1] = False
         return mask
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
+
+    def to(self, device: torch.device) -> Batch:
+        """The batch on ``device`` (itself when it is there already: the CPU path copies nothing)."""
+        if self.input_ids.device == device:
+            return self
+        labels = None if self.labels is None else self.labels.to(device)
+        return Batch(
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.targets.to(device),
+            self.word_start.to(device),
+            self.index,
+            labels,
+        )
 
     def rows(self, start: int, stop: int) -> Batch:
         """Rows ``start:stop``, trimmed to their own longest row (the padding they no longer need dropped)."""

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
+from xtremedistil.distributed import autocast
 from xtremedistil.errors import XtremeDistilError
 from xtremedistil.io import read_json, write_json
 from xtremedistil.outputs import TokenOutput
@@ -188,11 +189,14 @@ class Teacher(nn.Module):
 
     def forward(self, batch: Batch, layer: int | None = None, vector: str = "first") -> TokenOutput:
         """Logits, and with ``layer`` that layer's states (a sequence task: its ``vector``, one per row)."""
-        out = self.model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            output_hidden_states=layer is not None,
-        )
+        device = self.model.device
+        batch = batch.to(device)
+        with autocast(device):  # mixed precision on a GPU; nothing on the CPU
+            out = self.model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                output_hidden_states=layer is not None,
+            )
         hidden = out.hidden_states[layer] if layer is not None else None
         if out.logits.dim() == 2:  # one output per window
             if hidden is not None:

@@ -13,6 +13,7 @@ from transformers import get_linear_schedule_with_warmup
 from xtremedistil.batching import SpecialIds, iterate_batches
 from xtremedistil.config import RunConfig
 from xtremedistil.data.records import Corpus, Sentence
+from xtremedistil.distributed import current, rank_parts, training_autocast
 from xtremedistil.errors import ConfigError
 from xtremedistil.evaluate import evaluate_set
 from xtremedistil.progress import Reporter, SilentReporter
@@ -108,6 +109,9 @@ def fine_tune_teacher(
         teacher.restrict_embedding_rows(torch.from_numpy(seen.astype(np.int64)))
     elif tc.embedding_rows == "frozen":
         teacher.freeze_embeddings()
+    context = current()
+    teacher.to(context.device)
+    trained = context.wrap(teacher)  # DistributedDataParallel under torchrun, else the teacher itself
 
     steps_per_epoch = math.ceil(len(train_enc) / tc.batch_size)
     total = steps_per_epoch * tc.epochs
@@ -115,9 +119,16 @@ def fine_tune_teacher(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(tc.warmup_ratio * total), total)
 
     def batches(epoch: int):
-        return iterate_batches(
+        every = iterate_batches(
             train_enc, tc.batch_size, special, shuffle=True, seed=config.seed + epoch, bucketing=tc.bucketing
         )
+        return rank_parts(every, context)
+
+    def loss(batch):
+        batch = batch.to(context.device)
+        with training_autocast(context.device):
+            logits = trained(batch).logits
+        return task.loss(logits.float(), batch)
 
     def dev_f1() -> float:
         scores, _ = evaluate_set(
@@ -139,7 +150,7 @@ def fine_tune_teacher(
     run = fit(
         teacher,
         batches,
-        lambda b: task.loss(teacher(b).logits, b),
+        loss,
         optimizer,
         dev_f1,
         epochs=tc.epochs,
@@ -149,6 +160,7 @@ def fine_tune_teacher(
         clip_grad_norm=tc.clip_grad_norm,
         checkpoint=saver,
         split=lambda b: b.micro_batches(tc.max_batch_tokens),
+        no_sync=getattr(trained, "no_sync", None),
     )
     with reporter.bar("fine-tune teacher", total=total) as advance:
 
