@@ -50,15 +50,16 @@ def provenance(seconds: float | None = None) -> str:
     return f"_Command: `{command}`; machine: {machine_line()}; date: {when}{wall}._\n"
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section ``name`` of RESULTS.md."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.is_file() else HEADER
+def write_section(name: str, body: str, path: Path | None = None) -> None:
+    """Replace (or append) the section ``name`` of RESULTS.md (or of ``path``, another generated document)."""
+    path = path or RESULTS
+    text = path.read_text(encoding="utf-8") if path.is_file() else HEADER
     block = f"<!-- BEGIN {name} -->\n{body.rstrip()}\n<!-- END {name} -->"
     pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->", re.S)
     text = (
         pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     )
-    write_text(RESULTS, text)
+    write_text(path, text)
 
 
 def run_cli(args: list[str], log: Path) -> tuple[float, float]:

@@ -16,7 +16,7 @@ import torch
 import torch.multiprocessing as mp
 
 from tests.distributed_workers import cache_rank, free_port, toy_cache_inputs
-from tests.test_distil_e2e import write_toy_config
+from tests.test_distil_e2e import toy_config, write_toy_config  # noqa: F401 (a fixture)
 from xtremedistil.cache import MANIFEST, TeacherCache, build_cache
 from xtremedistil.distributed import Context, resolve_device
 from xtremedistil.errors import ConfigError
@@ -104,9 +104,9 @@ def test_a_rank_killed_mid_cache_resumes_without_recomputing_a_finished_shard(ti
     _assert_same_cache(single, TeacherCache(root))
 
 
-def _distil(config: Path, output: Path, processes: int) -> dict:
+def _distil(config: Path, output: Path, processes: int, command: str = "distil") -> dict:
     env = {**os.environ, "GLOO_SOCKET_IFNAME": os.environ.get("GLOO_SOCKET_IFNAME", "lo")}
-    command = [sys.executable, "-m", "xtremedistil", "distil", str(config), "--output", str(output)]
+    command = [sys.executable, "-m", "xtremedistil", command, str(config), "--output", str(output)]
     if processes > 1:
         command = [
             sys.executable,
@@ -122,7 +122,7 @@ def _distil(config: Path, output: Path, processes: int) -> dict:
         ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads((output / "metrics.json").read_text())
+    return json.loads((output / ("metrics.json" if command[3] == "distil" else "results.json")).read_text())
 
 
 def test_two_process_distil_runs_every_stage_and_ends_near_the_one_process_run(tiny_bert_dir, tmp_path):
@@ -149,3 +149,15 @@ lr = 5e-3"""
     assert abs(two["student"]["dev"]["mean_f1"] - one["student"]["dev"]["mean_f1"]) <= tolerance
     assert (tmp_path / "two" / "student" / "model.safetensors").is_file()
     assert (tmp_path / "two" / "report.md").is_file()
+
+
+def test_two_process_experiment_shares_the_teacher_and_splits_the_cells(toy_config, tmp_path):  # noqa: F811
+    text = toy_config.read_text().replace("output_dir", 'threads = 1\ndevice = "cpu"\noutput_dir', 1)
+    text += '\n[experiment]\nstrategies = ["D0-S", "D4.1", "D1"]\nseeds = [13]\nlayers = [1]\n'
+    toy_config.write_text(text)
+    rows = _distil(toy_config, tmp_path / "exp", 2, command="experiment")
+    assert sorted(r["cell"]["strategy"] for r in rows) == ["D0-S", "D1", "D4.1"]
+    assert all(r["test_mean"] >= 0 and r["params"] > 0 for r in rows)
+    teachers = list((tmp_path / "exp" / "teachers").iterdir())
+    assert len(teachers) == 1 and (teachers[0] / "teacher" / "model.safetensors").is_file()  # one, shared
+    assert (tmp_path / "exp" / "results.md").is_file()

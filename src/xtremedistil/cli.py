@@ -188,7 +188,11 @@ def experiment(
     from xtremedistil.experiment_report import render
 
     cfg = _load(config, set_, output, task, device)
-    results = run_experiment(cfg, _reporter())
+    with _launched(cfg):
+        results = run_experiment(cfg, _reporter())
+        main_process = _is_main()
+    if not main_process:  # under torchrun, rank 0 reports and selects
+        return
     console.print(render(results), markup=False, highlight=False)
     if max_params is not None or max_latency_ms is not None or min_retention is not None:
         best, why = select(

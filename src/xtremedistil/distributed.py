@@ -203,6 +203,19 @@ def rank_parts(batches: Iterable[B], context: Context) -> Iterator[B]:
 
 
 @contextlib.contextmanager
+def on_its_own() -> Iterator[Context]:
+    """Inside: this rank works as a world of one (its own experiment cells, say: no collective, it writes
+    its own files); outside again: the process group as before."""
+    global _CONTEXT
+    outer = _CONTEXT
+    _CONTEXT = Context(device=outer.device)
+    try:
+        yield _CONTEXT
+    finally:
+        _CONTEXT = outer
+
+
+@contextlib.contextmanager
 def launched(device: str = "auto") -> Iterator[Context]:
     """``setup`` for the length of a command, ``teardown`` after it (also when it fails)."""
     context = setup(device)

@@ -148,27 +148,50 @@ class Experiment:
         return config, self._prepared[key]
 
     def run(self) -> list[dict[str, Any]]:
+        """Run the cells not finished yet. Under torchrun the ranks first fine-tune the teachers and build
+        the caches the cells need together (DDP, sharded caches), then each runs its share of the cells on
+        its own; rank 0 returns the rows (the other ranks an empty list)."""
         from xtremedistil.pipeline import lock_run_dir
 
-        lock_run_dir(self.run_dir)  # one process per experiment folder (its cells and teacher runs inside it)
-        write_text(self.run_dir / "config.toml", config_to_toml(self.config))
+        context = distributed.current()
+
+        def claim() -> None:  # one process (rank 0) holds the experiment folder
+            lock_run_dir(self.run_dir)
+            write_text(self.run_dir / "config.toml", config_to_toml(self.config))
+
+        context.on_main(claim)
         cells = grid(self.config)
-        done = [c for c in cells if (self.cell_dir(c) / RESULT).is_file()]
+        todo = [c for c in cells if not (self.cell_dir(c) / RESULT).is_file()]
         self.reporter.info(
-            f"experiment: {len(cells)} cells, {len(done)} finished, {len(cells) - len(done)} to run"
+            f"experiment: {len(cells)} cells, {len(cells) - len(todo)} finished, {len(todo)} to run"
         )
-        for k, cell in enumerate(cells, 1):
-            if (self.cell_dir(cell) / RESULT).is_file():
-                self.reporter.info(f"[{k}/{len(cells)}] {cell.key}: finished earlier, skipped")
+        if context.distributed:
+            for cell in {(c.labeled_size, c.layer): c for c in todo}.values():
+                self.prepared(cell)  # together: the teacher and its caches, before the cells split
+            self._prepared.clear()
+            with distributed.on_its_own():
+                for cell in context.shard(todo):
+                    self._run_cell(cell, cells)
+            context.barrier()
+            return self.results() if context.is_main else []
+        for cell in cells:
+            if cell not in todo:
+                self.reporter.info(
+                    f"[{cells.index(cell) + 1}/{len(cells)}] {cell.key}: finished earlier, skipped"
+                )
                 continue
-            self.reporter.info(f"[{k}/{len(cells)}] {cell.key}")
-            result = self.run_cell(cell)
-            write_json(self.cell_dir(cell) / RESULT, result)
-            self.reporter.info(
-                f"[{k}/{len(cells)}] {cell.key}: test mean {result['metric']} {result['test_mean']:.2f} "
-                f"({result['retained'] * 100:.1f}% of the teacher) in {result['seconds'] / 60:.1f} min"
-            )
+            self._run_cell(cell, cells)
         return self.results()
+
+    def _run_cell(self, cell: Cell, cells: list[Cell]) -> None:
+        k = cells.index(cell) + 1
+        self.reporter.info(f"[{k}/{len(cells)}] {cell.key}")
+        result = self.run_cell(cell)
+        write_json(self.cell_dir(cell) / RESULT, result)
+        self.reporter.info(
+            f"[{k}/{len(cells)}] {cell.key}: test mean {result['metric']} {result['test_mean']:.2f} "
+            f"({result['retained'] * 100:.1f}% of the teacher) in {result['seconds'] / 60:.1f} min"
+        )
 
     def cell_dir(self, cell: Cell) -> Path:
         return self.run_dir / "cells" / cell.key
@@ -394,13 +417,10 @@ def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> list[
     from xtremedistil.experiment_report import write_experiment_report
 
     setup_torch(config.threads, config.seed)
-    if distributed.setup(config.device).distributed:
-        raise ConfigError(
-            "`experiment` runs in one process (its cells are not spread over torchrun's ranks yet): launch it "
-            "without torchrun, or distil one config at a time with `torchrun ... -m xtremedistil distil`"
-        )
+    context = distributed.setup(config.device)
     results = Experiment(config, reporter).run()
-    write_experiment_report(Path(config.output_dir), results)
+    if context.is_main:
+        write_experiment_report(Path(config.output_dir), results)
     return results
 
 

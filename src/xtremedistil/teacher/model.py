@@ -8,6 +8,7 @@ space through ``teacher.labels.align_labels``. A run records a ready teacher as 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 from collections.abc import Mapping, Sequence
@@ -47,7 +48,7 @@ def sentence_vector(states: torch.Tensor, attention_mask: torch.Tensor, how: str
     mask = attention_mask.bool().clone()
     lengths = attention_mask.sum(1)
     mask[:, 0] = False
-    mask[torch.arange(len(lengths)), lengths - 1] = False
+    mask[torch.arange(len(lengths), device=mask.device), lengths - 1] = False
     weights = mask.unsqueeze(-1).to(states.dtype)
     return (states * weights).sum(1) / weights.sum(1).clamp(min=1)
 
@@ -191,18 +192,21 @@ class Teacher(nn.Module):
         """Logits, and with ``layer`` that layer's states (a sequence task: its ``vector``, one per row)."""
         device = self.model.device
         batch = batch.to(device)
-        with autocast(device):  # mixed precision on a GPU; nothing on the CPU
+        # inference on a GPU in mixed precision (training chooses its own: teacher.train); nothing on the CPU
+        with autocast(device) if not torch.is_grad_enabled() else contextlib.nullcontext():
             out = self.model(
                 input_ids=batch.input_ids,
                 attention_mask=batch.attention_mask,
                 output_hidden_states=layer is not None,
             )
-        hidden = out.hidden_states[layer] if layer is not None else None
-        if out.logits.dim() == 2:  # one output per window
+        # fp32 out whatever ran inside (a no-op on the CPU): caches and metrics read numpy arrays
+        logits = self._data_logits(out.logits.float())
+        hidden = out.hidden_states[layer].float() if layer is not None else None
+        if logits.dim() == 2:  # one output per window
             if hidden is not None:
                 hidden = sentence_vector(hidden, batch.attention_mask, vector)
-            return TokenOutput(logits=self._data_logits(out.logits), hidden=hidden)
-        return TokenOutput(logits=self._data_logits(out.logits), hidden=hidden, mask=batch.token_mask)
+            return TokenOutput(logits=logits, hidden=hidden)
+        return TokenOutput(logits=logits, hidden=hidden, mask=batch.token_mask)
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Inference only, from tensors (the graph an ONNX export takes): logits over ``labels``."""

@@ -1,0 +1,185 @@
+"""Several processes, measured (docs/SCALING.md): the same distillation run in one process and under
+torchrun in two, at equal total threads, and the full-scale config's cache estimate.
+
+    python benchmarks/scaling.py --part processes [--config configs/wikiann-small.toml]
+    python benchmarks/scaling.py --part estimate  [--config configs/wikiann-full.toml]
+
+``processes``: `xtremedistil distil CONFIG` with 1 process x 2 threads, then `torchrun --nproc-per-node 2`
+with 2 processes x 1 thread (fresh run folders: each fine-tunes its teacher, caches and trains), and an
+all-reduce of the student's and the teacher's gradient sizes over gloo (benchmarks/allreduce.py): F1,
+the time of every phase, cache and training throughput, communication per step.
+``estimate``: `xtremedistil cache CONFIG --dry-run --devices N` for N = 1 and 8 on this machine.
+Both write their section of docs/SCALING.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+
+from results import provenance, write_section
+
+REPO = Path(__file__).resolve().parents[1]
+SCALING = REPO / "docs" / "SCALING.md"
+PHASES = ("labeled data", "teacher", "transfer set", "teacher cache", "teacher evaluation", "student stages")
+
+
+def run(command: list[str], log: Path, env: dict[str, str] | None = None) -> float:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as handle:
+        code = subprocess.call(
+            command, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    if code != 0:
+        raise SystemExit(f"{' '.join(command)} failed with exit code {code}; see {log}")
+    return time.perf_counter() - start
+
+
+def torchrun(processes: int, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(processes),
+        "--master-port",
+        "29533",
+        *args,
+    ]
+
+
+def distil(config: Path, folder: Path, processes: int) -> tuple[dict[str, Any], float]:
+    shutil.rmtree(folder, ignore_errors=True)
+    cli = ["distil", str(config), "--output", str(folder), "--set", f"threads={2 // processes}"]
+    command = (
+        [sys.executable, "-m", "xtremedistil", *cli]
+        if processes == 1
+        else torchrun(processes, "-m", "xtremedistil", *cli)
+    )
+    seconds = run(command, folder.with_suffix(".log"), {"GLOO_SOCKET_IFNAME": "lo"})
+    return json.loads((folder / "metrics.json").read_text(encoding="utf-8")), seconds
+
+
+def stage_rate(metrics: dict[str, Any]) -> float:
+    """Optimiser steps (global batches) per second over all stages, evaluations included."""
+    stages = metrics["stages"]
+    return sum(s["steps"] for s in stages) / sum(s["seconds"] for s in stages)
+
+
+def allreduce(student_numel: int, teacher_numel: int, out: Path) -> dict[str, Any]:
+    sizes = f"student={student_numel},teacher={teacher_numel}"
+    command = torchrun(2, str(REPO / "benchmarks" / "allreduce.py"), "--out", str(out), "--sizes", sizes)
+    run(command, out.with_suffix(".log"), {"GLOO_SOCKET_IFNAME": "lo"})
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def processes_section(config: Path, runs: Path) -> str:
+    start = time.perf_counter()
+    one, one_wall = distil(config, runs / "scaling-1proc", 1)
+    two, two_wall = distil(config, runs / "scaling-2proc", 2)
+    size = one["size"]
+    # the teacher trains its encoder and the embedding rows of the sub-words it sees (at most the student's
+    # vocabulary, which adds the transfer set's: an upper bound)
+    with safe_open(str(runs / "scaling-1proc" / "student" / "model.safetensors"), "pt") as handle:
+        rows, _ = handle.get_slice("embedding.weight").get_shape()
+    teacher_trainable = size["teacher"]["non_embedding"] + rows * one["cache"]["hidden_size"]
+    comm = allreduce(size["student"]["total"], teacher_trainable, runs / "scaling-allreduce.json")
+
+    def f1(m: dict[str, Any], who: str) -> str:
+        return f"{m[who]['test']['mean_f1']:.2f}"
+
+    rows = [
+        "| | 1 process × 2 threads | 2 processes × 1 thread (torchrun, gloo) | 2 / 1 |",
+        "|---|---:|---:|---:|",
+        f"| teacher test mean F1 | {f1(one, 'teacher')} | {f1(two, 'teacher')} | |",
+        f"| student test mean F1 | {f1(one, 'student')} | {f1(two, 'student')} | |",
+    ]
+    for phase in PHASES:
+        a, b = one["phase_seconds"].get(phase, 0.0), two["phase_seconds"].get(phase, 0.0)
+        rows.append(
+            f"| {phase} (s) | {a:.0f} | {b:.0f} | {b / a:.2f} |"
+            if a >= 1
+            else f"| {phase} (s) | {a:.1f} | {b:.1f} | |"
+        )
+    rows.append(f"| whole command (s) | {one_wall:.0f} | {two_wall:.0f} | {two_wall / one_wall:.2f} |")
+    ca, cb = (m["cache"]["windows"] / m["cache"]["seconds"] for m in (one, two))
+    rows.append(f"| teacher cache (windows/s) | {ca:.0f} | {cb:.0f} | {cb / ca:.2f} |")
+    sa, sb = stage_rate(one), stage_rate(two)
+    rows.append(
+        f"| student stages (optimiser steps/s, dev evaluations included) | {sa:.2f} | {sb:.2f} | {sb / sa:.2f} |"
+    )
+    step_ms = 1000 / sb
+    student_ms = comm["ms"]["student"]
+    rows.append(
+        f"| all-reduce of the student's gradients ({comm['numel']['student']:,} values), ms | | {student_ms:.1f} | "
+        f"{100 * student_ms / step_ms:.0f}% of a 2-process step |"
+    )
+    rows.append(
+        f"| all-reduce of the teacher's trainable gradients (~{comm['numel']['teacher']:,} values), ms | | "
+        f"{comm['ms']['teacher']:.0f} | |"
+    )
+    return (
+        "## One process against two, at equal total threads\n\n"
+        + provenance(time.perf_counter() - start)
+        + f"\nConfig `{config}` (a stated slice of `configs/wikiann.toml`), each run in a fresh folder: it fine-tunes "
+        "its teacher, caches, trains every stage, evaluates. Both use the machine's 2 cores: 1 process with 2 "
+        "threads, or 2 processes with 1 thread each (each global batch split over the two).\n\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+
+
+def estimate_section(config: Path, runs: Path) -> str:
+    start = time.perf_counter()
+    lines = []
+    for devices in (1, 8):
+        log = runs / f"scaling-estimate-{devices}.log"
+        command = [
+            sys.executable,
+            "-m",
+            "xtremedistil",
+            "-q",
+            "cache",
+            str(config),
+            "--dry-run",
+            "--devices",
+            str(devices),
+        ]
+        run(command, log)
+        lines.append(f"`--devices {devices}`:\n\n```\n{log.read_text(encoding='utf-8').strip()}\n```\n")
+    return (
+        "## The full-scale config, estimated\n\n"
+        + provenance(time.perf_counter() - start)
+        + f"\n`xtremedistil cache {config} --dry-run --devices N` on this machine (the teacher's speed measured on "
+        "a 64-window sample here; N devices like it). On a GPU machine the same command measures that GPU.\n\n"
+        + "\n".join(lines)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--part", choices=("processes", "estimate"), required=True)
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    args = parser.parse_args()
+    if args.part == "processes":
+        body = processes_section(args.config or Path("configs/wikiann-small.toml"), args.runs)
+    else:
+        body = estimate_section(args.config or Path("configs/wikiann-full.toml"), args.runs)
+    write_section(f"scaling-{args.part}", body, path=SCALING)
+
+
+if __name__ == "__main__":
+    main()
