@@ -50,6 +50,21 @@ def test_devices_resolve_or_fail_with_a_message():
             resolve_device("cuda:1")
 
 
+def test_batches_and_outputs_stay_put_on_their_own_device():
+    from xtremedistil.outputs import TokenOutput
+    from xtremedistil.tasks.base import Batch
+
+    ids = torch.ones(2, 3, dtype=torch.long)
+    batch = Batch(ids, ids, ids, ids.bool(), torch.arange(2), torch.zeros(2, dtype=torch.long))
+    assert batch.to(torch.device("cpu")) is batch  # the CPU path copies nothing
+    out = TokenOutput(torch.zeros(2, 3))
+    assert out.to("cpu") is out
+    moved = batch.to(torch.device("meta"))  # another device: every tensor goes, the row index stays
+    assert moved.input_ids.device.type == "meta" and moved.labels.device.type == "meta"
+    assert moved.index.device.type == "cpu"
+    assert out.to("meta").logits.device.type == "meta" and out.to("meta").hidden is None
+
+
 def _spawn(world: int, root: Path, bert_dir: Path, die_rank: int = -1) -> bool:
     """Run ``world`` cache ranks; False when one of them died."""
     try:
@@ -112,10 +127,16 @@ def _distil(config: Path, output: Path, processes: int, command: str = "distil")
             sys.executable,
             "-m",
             "torch.distributed.run",
+            "--nnodes",  # the multi-node launch (c10d rendezvous), on one node
+            "1",
             "--nproc-per-node",
             str(processes),
-            "--master-port",
-            str(free_port()),
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            f"127.0.0.1:{free_port()}",
+            "--rdzv-id",
+            "xtremedistil-test",
             "-m",
             "xtremedistil",
             *command[3:],

@@ -478,6 +478,8 @@ def run_distil(config: RunConfig, reporter: Reporter | None = None) -> dict[str,
         )
     if not context.is_main:  # the rest (evaluation, saving, speed, report) is rank 0's
         return {"stages": summaries}
+    if context.distributed:
+        distributed.take_machine_threads()  # the other ranks of this machine are done: their cores are free
     with watch("student save and evaluation"):
         save_student(
             student,
@@ -530,7 +532,7 @@ def cache_job(
 
 
 def _dry_run(config: RunConfig, reporter: Reporter, devices: int = 1) -> str:
-    """Estimate disk and time from the data and a 64-window timing sample on this process's device; with
+    """Estimate disk and time from the data and a timed sample of windows on this process's device; with
     ``devices``, the time for that many such devices caching their shares of the shards; nothing is
     written."""
     from xtremedistil.cache import estimate
@@ -573,14 +575,26 @@ def _dry_run(config: RunConfig, reporter: Reporter, devices: int = 1) -> str:
     windows, _ = task.encode(
         task.inputs(corpus.split("train"), segment) + transfer, teacher.tokenizer, max_length
     )
-    sample = [windows[i] for i in np.random.default_rng(0).permutation(len(windows))[:64]]
+    # batches as the cache makes them: a shard's windows sorted by length, so a batch holds windows of about
+    # one length. One batch at each of 4 length quantiles stands for a quarter of the windows each (random
+    # batches pad far more than the cache does: the estimate came out 2x too long); a first batch sets up
+    # kernels and memory and is not timed (timing it: 4x too long)
+    batch = config.cache.batch_size
+    order = np.argsort([len(w) for w in windows], kind="stable")
+    starts = [
+        min(max(0, int((q + 0.5) * len(order) / 4) - batch // 2), max(0, len(order) - batch))
+        for q in range(4)
+    ]
+    warm = [windows[i] for i in order[starts[1] : starts[1] + batch]]
+    timed = [windows[i] for s in starts for i in order[s : s + batch]]
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
-    start = time.perf_counter()
     from xtremedistil.evaluate import predict_logits
 
     layer = representation_layer(config, teacher)
-    predict_logits(lambda b: teacher(b, layer=layer).logits, sample, special, config.cache.batch_size)
-    rate = len(sample) / (time.perf_counter() - start)
+    predict_logits(lambda b: teacher(b, layer=layer).logits, warm, special, batch)
+    start = time.perf_counter()
+    predict_logits(lambda b: teacher(b, layer=layer).logits, timed, special, batch)
+    rate = len(timed) / (time.perf_counter() - start)
     spec = CacheSpec(
         "",
         "",
@@ -605,5 +619,5 @@ def _dry_run(config: RunConfig, reporter: Reporter, devices: int = 1) -> str:
         f"{est['windows']:,} windows, {est['subwords']:,} sub-words\n"
         f"estimated cache size {est['bytes'] / 1e6:,.0f} MB (fp16, layer {layer} states + logits), "
         f"estimated teacher time {est['seconds'] / 60:.1f} min{spread}, at {rate:.0f} windows/s per device "
-        f"measured on a 64-window sample{note}"
+        f"measured on a {len(timed)}-window sample{note}"
     )

@@ -82,7 +82,8 @@ class Context:
         failure: tuple[str, str] | None = None
         if self.is_main:
             try:
-                result = work()
+                with _machine_threads():  # the machine's other ranks wait idle meanwhile: use their cores
+                    result = work()
             except Exception as exc:
                 failure = (type(exc).__name__, str(exc))
                 self.broadcast((None, failure))
@@ -121,6 +122,25 @@ class Context:
 
 
 _CONTEXT = Context()
+
+
+def take_machine_threads() -> int:
+    """Threads for all the cores torchrun shared among the ranks of this machine (for rank 0 alone at work
+    while the others wait or have finished); returns the threads it had."""
+    share = torch.get_num_threads()
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    torch.set_num_threads(min(len(os.sched_getaffinity(0)), share * local))
+    return share
+
+
+@contextlib.contextmanager
+def _machine_threads() -> Iterator[None]:
+    """``take_machine_threads`` for the length of the block, then back to this rank's share."""
+    share = take_machine_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(share)
 
 
 def current() -> Context:

@@ -22,6 +22,12 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def _finished(out: object) -> None:
+    """Wait for a GPU's queued work (a CUDA call returns before it is done); nothing on the CPU."""
+    if isinstance(out, torch.Tensor) and out.is_cuda:
+        torch.cuda.synchronize(out.device)
+
+
 def measure_model(
     forward: Forward,
     encoded: Sequence[Encoded],
@@ -44,7 +50,7 @@ def measure_model(
     with torch.inference_mode():
         for k, batch in enumerate(prepared):
             start = time.perf_counter()
-            forward(batch)
+            _finished(forward(batch))
             if k >= warmup:
                 batch_times.append(time.perf_counter() - start)
         singles = [
@@ -53,7 +59,7 @@ def measure_model(
         latencies = []
         for k, batch in enumerate(singles):
             start = time.perf_counter()
-            forward(batch)
+            _finished(forward(batch))
             if k >= warmup:
                 latencies.append(1000 * (time.perf_counter() - start))
     median_batch = statistics.median(batch_times)

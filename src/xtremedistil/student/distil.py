@@ -182,8 +182,10 @@ def run_stage(
             share=True,
         )
 
-    # a new wrapper for every stage: DistributedDataParallel registers the parameters trainable when it is made
-    trained = current().wrap(student, find_unused_parameters=True)
+    # a new wrapper for every stage: DistributedDataParallel registers the parameters trainable when it is made;
+    # a trainable head that no loss of the stage reads gets no gradient, which DDP must be told of
+    reads_logits = any(name != "representation" and weight for name, weight in stage.losses)
+    trained = current().wrap(student, find_unused_parameters="head" in stage.trainable and not reads_logits)
 
     def loss_fn(db: DistilBatch) -> torch.Tensor:
         return stage_loss(trained, stage, db, settings)
