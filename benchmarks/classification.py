@@ -54,7 +54,7 @@ def student_alone(run: Path) -> dict[str, Any]:
     tree = tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))
     folder = run.with_name(run.name + "-d0s")
     tree["output_dir"] = str(folder)
-    tree["teacher"] = {"run": str(run)}
+    tree["teacher"] = {**tree["teacher"], "run": str(run)}  # its reading settings (truncation) too
     tree.setdefault("cache", {})["dir"] = str(run / "cache")  # same teacher and data: reused
     tree["distil"]["strategy"] = "D0-S"
     return distil_tree(tree, folder)
@@ -145,9 +145,10 @@ def dataset(name: str, output: Path) -> str:
         f"## {title}\n\n"
         + provenance(seconds)
         + f"\nConfig `configs/{name}.toml`; scored on {scored}; the model is chosen on held-out train texts "
-        f"(dev), never on the scored set. Transfer set: {counts:,} unlabeled texts. Peak memory of the distil job "
-        f"{peak_gb:.1f} GB. Teacher and student speed measured in one process with the same threads "
-        "(the student alone is measured in its own run).\n\n"
+        f"(dev), never on the scored set. Transfer set: {counts:,} unlabeled texts. {_compute(distilled)} "
+        f"Peak memory of this invocation's distil job {peak_gb:.1f} GB (a rerun reuses the run folder's "
+        "finished teacher, cache and stages). Teacher and student speed measured in one process with the "
+        "same threads (the student alone is measured in its own run).\n\n"
         + targets_table(targets)
         + "\n\n"
         + table9(distilled, alone)
@@ -160,6 +161,17 @@ def dataset(name: str, output: Path) -> str:
         + "\n| stage | epochs | dev accuracy |\n|---|---:|---:|\n"
         + stages
         + "\n"
+    )
+
+
+def _compute(metrics: dict[str, Any]) -> str:
+    """The compute the run folder's parts took when they were made (whichever invocation made them)."""
+    teacher = metrics.get("teacher_training", {}).get("train_seconds", 0.0)
+    cache = metrics.get("cache", {}).get("seconds", 0.0)
+    stages = sum(s["seconds"] for s in metrics["stages"])
+    return (
+        f"Compute when made: teacher fine-tuning {teacher / 60:.1f} min, teacher cache {cache / 60:.1f} min, "
+        f"student stages {stages / 60:.1f} min."
     )
 
 

@@ -151,7 +151,8 @@ def test_two_process_distil_runs_every_stage_and_ends_near_the_one_process_run(t
 max_length = 16
 epochs = 6
 batch_size = 8
-lr = 5e-3"""
+max_batch_tokens = 40
+lr = 5e-3"""  # slices of a rank's rows: gradients accumulated under DDP's no_sync
     config = write_toy_config(tmp_path, teacher, labeled="max_test = 4", distil="layer = 1\nlr = 0.03")
     text = config.read_text().replace("output_dir", 'threads = 1\ndevice = "cpu"\noutput_dir', 1)
     text = text.replace("embedding_dim = 8\nhidden_size = 8", "embedding_dim = 16\nhidden_size = 16")
