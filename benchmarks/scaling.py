@@ -146,6 +146,7 @@ def full_scale_table(config: Path, runs: Path) -> str:
     from xtremedistil.data.sources import load_corpus
 
     one = json.loads((runs / "scaling-1proc" / "metrics.json").read_text(encoding="utf-8"))
+    comm = json.loads((runs / "scaling-allreduce.json").read_text(encoding="utf-8"))
     two = json.loads((runs / "scaling-2proc" / "metrics.json").read_text(encoding="utf-8"))
     full = load_config(config)
     corpus = load_corpus(full)
@@ -183,8 +184,9 @@ def full_scale_table(config: Path, runs: Path) -> str:
         + "\n\nAssumptions: the per-sentence rates of the 1-process run of `--part processes` hold at full scale "
         "(the same sentence lengths; every stage runs its epochs in full, no early stop; dev evaluation, which "
         'grows with the dev set, is not counted). "Linear" divides by 8: an upper bound, since every '
-        "DistributedDataParallel step adds the all-reduce of its gradients (measured above over loopback: 93 ms "
-        "for the teacher's, 6 ms for the student's), which a GPU step does not hide. The last column is what 2 "
+        "DistributedDataParallel step adds the all-reduce of its gradients (measured above over loopback: "
+        f"{comm['ms']['teacher']:.0f} ms for the teacher's, {comm['ms']['student']:.1f} ms for the student's), "
+        "which a GPU step does not hide. The last column is what 2 "
         "processes gave here, sharing the same 2 cores: the cache, which needs no communication, gained a "
         "little; fine-tuning and the stages lost, since each process computed half a batch with half the threads "
         "and then waited for the all-reduce. Separate devices add compute, which this machine cannot show. A "

@@ -119,9 +119,9 @@ def test_a_rank_killed_mid_cache_resumes_without_recomputing_a_finished_shard(ti
     _assert_same_cache(single, TeacherCache(root))
 
 
-def _distil(config: Path, output: Path, processes: int, command: str = "distil") -> dict:
+def _distil(config: Path, output: Path, processes: int, subcommand: str = "distil") -> dict:
     env = {**os.environ, "GLOO_SOCKET_IFNAME": os.environ.get("GLOO_SOCKET_IFNAME", "lo")}
-    command = [sys.executable, "-m", "xtremedistil", command, str(config), "--output", str(output)]
+    command = [sys.executable, "-m", "xtremedistil", subcommand, str(config), "--output", str(output)]
     if processes > 1:
         command = [
             sys.executable,
@@ -143,7 +143,7 @@ def _distil(config: Path, output: Path, processes: int, command: str = "distil")
         ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads((output / ("metrics.json" if command[3] == "distil" else "results.json")).read_text())
+    return json.loads((output / ("metrics.json" if subcommand == "distil" else "results.json")).read_text())
 
 
 def test_two_process_distil_runs_every_stage_and_ends_near_the_one_process_run(tiny_bert_dir, tmp_path):
@@ -177,7 +177,7 @@ def test_two_process_experiment_shares_the_teacher_and_splits_the_cells(toy_conf
     text = toy_config.read_text().replace("output_dir", 'threads = 1\ndevice = "cpu"\noutput_dir', 1)
     text += '\n[experiment]\nstrategies = ["D0-S", "D4.1", "D1"]\nseeds = [13]\nlayers = [1]\n'
     toy_config.write_text(text)
-    rows = _distil(toy_config, tmp_path / "exp", 2, command="experiment")
+    rows = _distil(toy_config, tmp_path / "exp", 2, subcommand="experiment")
     assert sorted(r["cell"]["strategy"] for r in rows) == ["D0-S", "D1", "D4.1"]
     assert all(r["test_mean"] >= 0 and r["params"] > 0 for r in rows)
     teachers = list((tmp_path / "exp" / "teachers").iterdir())

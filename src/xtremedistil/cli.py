@@ -99,7 +99,10 @@ def _reporter():
     from xtremedistil.distributed import current
     from xtremedistil.progress import RichReporter, SilentReporter
 
-    return RichReporter(err_console) if current().is_main else SilentReporter()
+    if current().is_main:
+        return RichReporter(err_console)
+    logging.getLogger("xtremedistil").setLevel(logging.WARNING)  # the other ranks: warnings and errors only
+    return SilentReporter()
 
 
 def _launched(cfg):
