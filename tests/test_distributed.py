@@ -183,3 +183,13 @@ def test_two_process_experiment_shares_the_teacher_and_splits_the_cells(toy_conf
     teachers = list((tmp_path / "exp" / "teachers").iterdir())
     assert len(teachers) == 1 and (teachers[0] / "teacher" / "model.safetensors").is_file()  # one, shared
     assert (tmp_path / "exp" / "results.md").is_file()
+
+
+def test_a_bad_device_is_refused_by_name(toy_config, capsys):  # noqa: F811
+    from xtremedistil.cli import main
+
+    assert main(["cache", str(toy_config), "--dry-run", "--device", "gpu"]) == 2
+    assert "device" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["cache", str(toy_config), "--dry-run", "--device", "cuda:1"]) == 2
+        assert "sees no GPU" in capsys.readouterr().err
