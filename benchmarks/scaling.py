@@ -58,7 +58,8 @@ def torchrun(processes: int, *args: str) -> list[str]:
     ]
 
 
-def distil(config: Path, folder: Path, processes: int) -> tuple[dict[str, Any], float]:
+def distil(config: Path, folder: Path, processes: int) -> None:
+    """`xtremedistil distil CONFIG` into a fresh ``folder`` with 1 process, or under torchrun."""
     shutil.rmtree(folder, ignore_errors=True)
     cli = ["distil", str(config), "--output", str(folder), "--set", f"threads={2 // processes}"]
     command = (
@@ -66,8 +67,7 @@ def distil(config: Path, folder: Path, processes: int) -> tuple[dict[str, Any], 
         if processes == 1
         else torchrun(processes, "-m", "xtremedistil", *cli)
     )
-    seconds = run(command, folder.with_suffix(".log"), {"GLOO_SOCKET_IFNAME": "lo"})
-    return json.loads((folder / "metrics.json").read_text(encoding="utf-8")), seconds
+    run(command, folder.with_suffix(".log"), {"GLOO_SOCKET_IFNAME": "lo"})
 
 
 def stage_rate(metrics: dict[str, Any]) -> float:
@@ -83,26 +83,35 @@ def allreduce(student_numel: int, teacher_numel: int, out: Path) -> dict[str, An
     return json.loads(out.read_text(encoding="utf-8"))
 
 
-def processes_section(config: Path, runs: Path) -> str:
+def processes_section(config: Path, runs: Path, from_runs: bool = False) -> str:
     start = time.perf_counter()
-    one, one_wall = distil(config, runs / "scaling-1proc", 1)
-    two, two_wall = distil(config, runs / "scaling-2proc", 2)
+    folders = runs / "scaling-1proc", runs / "scaling-2proc"
+    if not from_runs:
+        distil(config, folders[0], 1)
+        distil(config, folders[1], 2)
+    one, two = (json.loads((f / "metrics.json").read_text(encoding="utf-8")) for f in folders)
     size = one["size"]
-    # the teacher trains its encoder and the embedding rows of the sub-words it sees (at most the student's
-    # vocabulary, which adds the transfer set's: an upper bound)
-    with safe_open(str(runs / "scaling-1proc" / "student" / "model.safetensors"), "pt") as handle:
-        rows, _ = handle.get_slice("embedding.weight").get_shape()
-    teacher_trainable = size["teacher"]["non_embedding"] + rows * one["cache"]["hidden_size"]
-    comm = allreduce(size["student"]["total"], teacher_trainable, runs / "scaling-allreduce.json")
+    comm_file = runs / "scaling-allreduce.json"
+    if not from_runs:
+        # the teacher trains its encoder and the embedding rows of the sub-words it sees (at most the
+        # student's vocabulary, which adds the transfer set's: an upper bound)
+        with safe_open(str(folders[0] / "student" / "model.safetensors"), "pt") as handle:
+            rows, _ = handle.get_slice("embedding.weight").get_shape()
+        teacher_trainable = size["teacher"]["non_embedding"] + rows * one["cache"]["hidden_size"]
+        allreduce(size["student"]["total"], teacher_trainable, comm_file)
+    comm = json.loads(comm_file.read_text(encoding="utf-8"))
 
-    def f1(m: dict[str, Any], who: str) -> str:
-        return f"{m[who]['test']['mean_f1']:.2f}"
+    def f1(m: dict[str, Any], who: str, raw: bool = False) -> str:
+        test = m[who]["test"]
+        return f"{(test['end_to_end'] if raw else test)['mean_f1']:.2f}"
 
     rows = [
         "| | 1 process × 2 threads | 2 processes × 1 thread (torchrun, gloo) | 2 / 1 |",
         "|---|---:|---:|---:|",
-        f"| teacher test mean F1 | {f1(one, 'teacher')} | {f1(two, 'teacher')} | |",
-        f"| student test mean F1 | {f1(one, 'student')} | {f1(two, 'student')} | |",
+        f"| teacher test mean F1, gold words | {f1(one, 'teacher')} | {f1(two, 'teacher')} | |",
+        f"| teacher test mean F1, raw text | {f1(one, 'teacher', True)} | {f1(two, 'teacher', True)} | |",
+        f"| student test mean F1, gold words | {f1(one, 'student')} | {f1(two, 'student')} | |",
+        f"| student test mean F1, raw text | {f1(one, 'student', True)} | {f1(two, 'student', True)} | |",
     ]
     for phase in PHASES:
         a, b = one["phase_seconds"].get(phase, 0.0), two["phase_seconds"].get(phase, 0.0)
@@ -111,7 +120,8 @@ def processes_section(config: Path, runs: Path) -> str:
             if a >= 1
             else f"| {phase} (s) | {a:.1f} | {b:.1f} | |"
         )
-    rows.append(f"| whole command (s) | {one_wall:.0f} | {two_wall:.0f} | {two_wall / one_wall:.2f} |")
+    one_job, two_job = one["distil_job_seconds"], two["distil_job_seconds"]
+    rows.append(f"| the distil job (s) | {one_job:.0f} | {two_job:.0f} | {two_job / one_job:.2f} |")
     ca, cb = (m["cache"]["windows"] / m["cache"]["seconds"] for m in (one, two))
     rows.append(f"| teacher cache (windows/s) | {ca:.0f} | {cb:.0f} | {cb / ca:.2f} |")
     sa, sb = stage_rate(one), stage_rate(two)
@@ -133,7 +143,15 @@ def processes_section(config: Path, runs: Path) -> str:
         + provenance(time.perf_counter() - start)
         + f"\nConfig `{config}` (a stated slice of `configs/wikiann.toml`), each run in a fresh folder: it fine-tunes "
         "its teacher, caches, trains every stage, evaluates. Both use the machine's 2 cores: 1 process with 2 "
-        "threads, or 2 processes with 1 thread each (each global batch split over the two).\n\n"
+        "threads, or 2 processes with 1 thread each (each global batch split over the two). F1 at the corpus's "
+        "gold word boundaries and on raw text (`predict` on the sentences written out, exact character spans)."
+        + (
+            f" Read from the run folders `{folders[0]}` and `{folders[1]}` and `{comm_file}`, made by this "
+            "script without `--from-runs` on the same machine."
+            if from_runs
+            else ""
+        )
+        + "\n\n"
         + "\n".join(rows)
         + "\n"
     )
@@ -235,9 +253,12 @@ def main() -> None:
     parser.add_argument("--part", choices=("processes", "estimate"), required=True)
     parser.add_argument("--config", type=Path)
     parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument(
+        "--from-runs", action="store_true", help="processes: read the finished run folders instead of running"
+    )
     args = parser.parse_args()
     if args.part == "processes":
-        body = processes_section(args.config or Path("configs/wikiann-small.toml"), args.runs)
+        body = processes_section(args.config or Path("configs/wikiann-small.toml"), args.runs, args.from_runs)
     else:
         body = estimate_section(args.config or Path("configs/wikiann-full.toml"), args.runs)
     write_section(f"scaling-{args.part}", body, path=SCALING)

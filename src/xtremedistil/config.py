@@ -241,9 +241,8 @@ class EvaluationConfig(Strict):
 class RunConfig(Strict):
     task: Literal["ner", "classification"] = "ner"
     seed: int = 13
-    threads: int = Field(
-        default=0, ge=0
-    )  # 0 = one per available core (under torchrun: the cores shared among the processes of a machine)
+    # 0 = one per available core (under torchrun: the cores shared among the processes of a machine)
+    threads: int = Field(default=0, ge=0)
     # "auto": this process's GPU when torch sees one (under torchrun: the one of its local rank), else the CPU
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     output_dir: str = "runs/default"

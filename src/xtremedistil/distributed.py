@@ -79,20 +79,20 @@ class Context:
         if not self.distributed:
             return work()
         result: Any = None
-        failure: tuple[str, str] | None = None
+        failure: tuple[bool, str, str] | None = None  # (a user error?, its type, its message)
         if self.is_main:
             try:
                 with _machine_threads():  # the machine's other ranks wait idle meanwhile: use their cores
                     result = work()
             except Exception as exc:
-                failure = (type(exc).__name__, str(exc))
-                self.broadcast((None, failure))
+                self.broadcast((None, (isinstance(exc, XtremeDistilError), type(exc).__name__, str(exc))))
                 raise
         result, failure = self.broadcast((result, failure))
         if failure is not None:
-            if failure[0] in ("XtremeDistilError", "ConfigError"):
-                raise XtremeDistilError(failure[1])
-            raise RuntimeError(f"rank 0 failed ({failure[0]}): {failure[1]}")
+            user_error, kind, message = failure
+            if user_error:
+                raise XtremeDistilError(message)
+            raise RuntimeError(f"rank 0 failed ({kind}): {message}")
         return result
 
     def all_sum(self, value: float) -> float:
@@ -124,12 +124,16 @@ class Context:
 _CONTEXT = Context()
 
 
+def local_processes() -> int:
+    """How many processes torchrun started on this machine (1 without torchrun)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def take_machine_threads() -> int:
     """Threads for all the cores torchrun shared among the ranks of this machine (for rank 0 alone at work
     while the others wait or have finished); returns the threads it had."""
     share = torch.get_num_threads()
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    torch.set_num_threads(min(len(os.sched_getaffinity(0)), share * local))
+    torch.set_num_threads(min(len(os.sched_getaffinity(0)), share * local_processes()))
     return share
 
 
@@ -195,7 +199,7 @@ def teardown() -> None:
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     """Mixed precision for the teacher on a GPU (bf16 where the GPU has it, else fp16); none on the CPU,
-    where bf16 autocast was 3-7x slower on the machines we measured (the CPU path stays exact fp32)."""
+    where bf16 autocast is slower than fp32 on AVX2 machines (the CPU path stays exact fp32)."""
     if device.type != "cuda":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

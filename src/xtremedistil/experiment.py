@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +168,8 @@ class Experiment:
         )
         if context.distributed:
             for cell in {(c.labeled_size, c.layer): c for c in todo}.values():
-                self.prepared(cell)  # together: the teacher and its caches, before the cells split
-            self._prepared.clear()
+                config, prepared = self.prepared(cell)  # together: the teacher and its caches
+                context.on_main(partial(self.teacher_scores, cell, config, prepared))  # scored once
             with distributed.on_its_own():
                 for cell in context.shard(todo):
                     self._run_cell(cell, cells)

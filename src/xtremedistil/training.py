@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xtremedistil.distributed import current
+from xtremedistil.distributed import current, local_processes
 from xtremedistil.io import atomic_path
 
 
@@ -54,8 +54,7 @@ class FitResult:
 def setup_torch(threads: int = 0, seed: int | None = None) -> int:
     """Threads from the machine (``0``: its cores, shared among the processes torchrun started on it),
     denormals flushed (training slowed 2x over time without it), seeds."""
-    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    threads = threads or max(1, len(os.sched_getaffinity(0)) // local_processes)
+    threads = threads or max(1, len(os.sched_getaffinity(0)) // local_processes())
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
     if seed is not None:

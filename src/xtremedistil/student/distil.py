@@ -63,9 +63,9 @@ class Pool:
             rows = self.indices[local]
             if share and context.distributed:
                 part = context.rows_of(len(rows))
-                if part is None:
+                if part is None:  # fewer rows than ranks: every rank skips the batch alike
                     continue
-                rows = rows[part]
+                rows = rows[part]  # this rank's rows, cut before collating and reading the cache
             batch = collate([self.encoded[i] for i in rows], rows, special)
             outputs = (
                 self.cache.outputs(rows, batch.input_ids.shape[1], hidden=hidden)
@@ -94,13 +94,13 @@ def stage_loss(
 ) -> torch.Tensor:
     """The stage's objective on one batch (training and the dev value alike); ``student`` may be the
     student under DistributedDataParallel."""
-    out = student(db.batch)
-    device = out.logits.device  # the cached teacher outputs and the targets join the student's device
+    device = next(student.parameters()).device  # the batch and the cached teacher outputs join the student
+    batch = db.batch.to(device)
     return objective(
         stage.weights,
-        out,
+        student(batch),
         None if db.teacher is None else db.teacher.to(device),
-        db.batch.to(device),
+        batch,
         representation_kind=settings.representation_kind,
         temperature=settings.temperature,
         logit_positions=settings.logit_positions,

@@ -5,7 +5,7 @@ its metric. Two tasks: NER (token classification, ``tasks.ner``) and text classi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -60,31 +60,27 @@ class Batch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
+    def _map(self, change: Any, *, index: bool = True) -> Batch:
+        """A batch with ``change`` applied to every tensor field (``index``: to the row index too)."""
+        values = {
+            f.name: change(getattr(self, f.name))
+            if getattr(self, f.name) is not None and (index or f.name != "index")
+            else getattr(self, f.name)
+            for f in fields(self)
+        }
+        return Batch(**values)
+
     def to(self, device: torch.device) -> Batch:
-        """The batch on ``device`` (itself when it is there already: the CPU path copies nothing)."""
+        """The batch on ``device`` (itself when it is there already: the CPU path copies nothing); the row
+        index stays on the CPU, where the cache reads it."""
         if self.input_ids.device == device:
             return self
-        labels = None if self.labels is None else self.labels.to(device)
-        return Batch(
-            self.input_ids.to(device),
-            self.attention_mask.to(device),
-            self.targets.to(device),
-            self.word_start.to(device),
-            self.index,
-            labels,
-        )
+        return self._map(lambda t: t.to(device), index=False)
 
     def rows(self, start: int, stop: int) -> Batch:
         """Rows ``start:stop``, trimmed to their own longest row (the padding they no longer need dropped)."""
         width = int(self.attention_mask[start:stop].sum(1).max())
-        return Batch(
-            self.input_ids[start:stop, :width],
-            self.attention_mask[start:stop, :width],
-            self.targets[start:stop, :width],
-            self.word_start[start:stop, :width],
-            self.index[start:stop],
-            None if self.labels is None else self.labels[start:stop],
-        )
+        return self._map(lambda t: t[start:stop, :width] if t.dim() == 2 else t[start:stop])
 
     def micro_batches(self, max_tokens: int) -> list[Batch]:
         """The batch cut into consecutive row slices of at most ``max_tokens`` padded positions each (at least
