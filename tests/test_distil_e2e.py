@@ -240,3 +240,32 @@ def test_teacher_and_student_are_always_scored_with_the_same_scheme(toy_config, 
     }
     assert schemes == {"strict-word"}
     assert metrics["stages"][-1]["dev_mean_f1"] == pytest.approx(metrics["student"]["dev"]["mean_f1"])
+
+
+def test_a_transformer_student_distils_saves_and_predicts(toy_config, tmp_path, capsys):
+    """The transformer family through the whole pipeline: the teacher's shapes (hidden 32, 2 heads,
+    feed-forward 64), so its layers are copied; the schedule unfreezes layer by layer; the saved student
+    loads as a transformer and predicts."""
+    student = [
+        "kind=transformer",
+        "preset=t2-32",
+        "hidden_size=32",
+        "intermediate_size=64",
+        "teacher_layers=[1]",
+    ]
+    args = ["distil", str(toy_config)] + [f"--set=student.{s}" for s in student] + ["--set=student.layers=1"]
+    assert main(args) == 0
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    stages = [s["stage"] for s in metrics["stages"]]
+    assert stages[:5] == ["1 representation", "2.1 +head", "2.2 +projection", "2.3 +layer0", "2.4 +embedding"]
+    meta = json.loads((run / "student" / "student.json").read_text())
+    assert meta["architecture"] == "transformer" and meta["config"]["layers"] == 1
+    assert metrics["size"]["student"]["total"] < metrics["size"]["teacher"]["total"]
+    (entities,) = load_student(run / "student").predict(["alice works at acme corp"])
+    assert all(e.text in "alice works at acme corp" for e in entities)
+    capsys.readouterr()
+    assert (
+        main(["plan", str(toy_config), "--set=student.kind=transformer", "--set=student.preset=t3-16"]) == 0
+    )
+    assert "+layer2" in capsys.readouterr().out

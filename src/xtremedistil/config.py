@@ -5,6 +5,7 @@ A config never imports or runs code. The commented defaults live in ``xtremedist
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -151,10 +152,23 @@ class TeacherConfig(Strict):
         return self
 
 
+TRANSFORMER_STUDENT = r"^t\d+-\d+(-e\d+)?$"  # t<layers>-<hidden>[-e<embedding dim>], e.g. t4-128
+
+
 class StudentSection(Strict):
-    preset: Literal["xs", "s", "base"] = "xs"
+    # "bilstm" (the paper's student) or "transformer" (k encoder layers, BERT's, over a factorised embedding)
+    kind: Literal["bilstm", "transformer"] = "bilstm"
+    # bilstm: xs, s, base; transformer: xs, s, base or t<layers>-<hidden>[-e<embedding dim>] (heads =
+    # hidden / 64, intermediate = 4 x hidden); the sizes are in docs/METHOD.md
+    preset: str = "xs"
     embedding_dim: int | None = Field(default=None, ge=1)  # overrides the preset
-    hidden_size: int | None = Field(default=None, ge=1)  # per LSTM direction; overrides the preset
+    hidden_size: int | None = Field(default=None, ge=1)  # per LSTM direction (transformer: width)
+    layers: int | None = Field(default=None, ge=1)  # transformer: encoder layers; overrides the preset
+    heads: int | None = Field(default=None, ge=1)  # transformer: attention heads; overrides the preset
+    intermediate_size: int | None = Field(default=None, ge=1)  # transformer: feed-forward width
+    # transformer, init "svd" with the teacher's width, heads and feed-forward width: the teacher layers
+    # (0-based) copied into the student's, bottom to top; empty = the teacher's bottom k
+    teacher_layers: list[int] = []
     dropout: float = Field(default=0.2, ge=0, lt=1)
     word_dropout: float = Field(default=0.0, ge=0, lt=1)  # training: read a sub-word as UNK (context only)
     init: Literal["svd", "random"] = "svd"
@@ -164,6 +178,32 @@ class StudentSection(Strict):
     # classification: the sentence vector is the final state of both directions ("last", the paper's), or
     # the mean or max over the text's states
     pooling: Literal["last", "mean", "max"] = "last"
+
+    @model_validator(mode="after")
+    def _preset_of_kind(self) -> StudentSection:
+        if self.kind == "bilstm" and self.preset not in ("xs", "s", "base"):
+            raise ValueError(
+                f"student.preset {self.preset!r}: a bilstm student is xs, s or base"
+                + (
+                    ' (set student.kind = "transformer" for this name)'
+                    if re.match(TRANSFORMER_STUDENT, self.preset)
+                    else ""
+                )
+            )
+        if self.kind == "transformer" and not (
+            self.preset in ("xs", "s", "base") or re.match(TRANSFORMER_STUDENT, self.preset)
+        ):
+            raise ValueError(
+                f"student.preset {self.preset!r}: a transformer student is xs, s, base or "
+                "t<layers>-<hidden>[-e<embedding dim>] (e.g. t4-128)"
+            )
+        if self.kind == "bilstm" and (
+            self.layers or self.heads or self.intermediate_size or self.teacher_layers
+        ):
+            raise ValueError(
+                'student.layers/heads/intermediate_size/teacher_layers are for kind = "transformer"'
+            )
+        return self
 
 
 class DistilSection(Strict):
@@ -222,7 +262,8 @@ class ExperimentCell(Strict):
 
 class ExperimentSection(Strict):
     """The grid of `xtremedistil experiment`: every combination of the axes, plus ``extra`` cells.
-    Sizes of 0 mean "all configured"; students are presets (xs, s, base) or "E,H" (e.g. "100,300")."""
+    Sizes of 0 mean "all configured"; students are presets (xs, s, base), a BiLSTM's "E,H" (e.g. "100,300") or a transformer's
+    "t<layers>-<hidden>[-e<dim>]" (e.g. "t4-128")."""
 
     strategies: list[Literal["D0", "D0-S", "D1", "kd", "D2", "D3.1", "D3.2", "D4.1", "D4.2"]] = ["D4.2"]
     transfer_sizes: list[int] = [0]

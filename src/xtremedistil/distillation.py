@@ -38,16 +38,11 @@ from xtremedistil.pipeline import (
 from xtremedistil.progress import Reporter, SilentReporter, Stopwatch
 from xtremedistil.segment import model_segmenter, segmenter
 from xtremedistil.student.distil import DevSet, Pool, StageSettings, run_stage
-from xtremedistil.student.model import (
-    PRESETS,
-    BiLSTMStudent,
-    StudentConfig,
-    build_vocabulary,
-    init_embedding_svd,
-    nearest_kept,
-)
+from xtremedistil.student.families import build_family, group_names, student_sizes
+from xtremedistil.student.model import StudentBase, build_vocabulary, init_embedding_svd, nearest_kept
 from xtremedistil.student.saved import save_student
 from xtremedistil.student.schedule import ScheduleSettings, Stage, plan
+from xtremedistil.student.transformer import TransformerStudent, init_from_teacher
 from xtremedistil.tasks.base import Encoded
 from xtremedistil.tasks.ner import DEFAULT_DECODING
 from xtremedistil.tasks.registry import corpus_labels, headline, metric_label, task_of
@@ -70,6 +65,7 @@ def schedule_settings(config: RunConfig) -> ScheduleSettings:
         lr=d.lr,
         patience=d.patience,
         joint_weights=tuple(d.joint_weights.items()),
+        layer_groups=group_names(config.student),
     )
 
 
@@ -216,32 +212,34 @@ def pools(prepared: Prepared, includes_train: bool) -> dict[str, Pool]:
     }
 
 
-def build_student(config: RunConfig, prepared: Prepared) -> BiLSTMStudent:
-    """The student over the sub-words of the train + transfer text, embeddings from the teacher's SVD."""
+def build_student(config: RunConfig, prepared: Prepared) -> StudentBase:
+    """The student over the sub-words of the train + transfer text, embeddings from the teacher's SVD (a
+    transformer student also takes the teacher's layers when it has the teacher's shapes)."""
     teacher = prepared.teacher
     kept = build_vocabulary((w.input_ids for w in prepared.windows), teacher.tokenizer.all_special_ids)
-    sizes = dict(PRESETS[config.student.preset])
-    if config.student.embedding_dim:
-        sizes["embedding_dim"] = config.student.embedding_dim
-    if config.student.hidden_size:
-        sizes["hidden_size"] = config.student.hidden_size
-    student_config = StudentConfig(
+    section = config.student
+    fields: dict[str, Any] = dict(
         teacher_vocab_size=int(teacher.model.config.vocab_size),
         vocab_size=len(kept) + 2,
         projection_dim=int(teacher.model.config.hidden_size),
         num_labels=len(teacher.labels),
-        dropout=config.student.dropout,
-        word_dropout=config.student.word_dropout,
-        representation=config.student.representation,
-        pooling=config.student.pooling if prepared.task.level == "sequence" else "none",
-        **sizes,
+        dropout=section.dropout,
+        word_dropout=section.word_dropout,
+        representation=section.representation,
+        pooling=section.pooling if prepared.task.level == "sequence" else "none",
+        **student_sizes(section),
     )
+    if section.kind == "transformer":
+        fields["max_positions"] = int(teacher.meta["max_length"])
+        fields["layer_norm_eps"] = float(getattr(teacher.model.config, "layer_norm_eps", 1e-12))
     torch.manual_seed(student_seed(config))
-    student = BiLSTMStudent(student_config, kept)
+    student = build_family(section.kind, fields, kept)
     table = teacher.model.get_input_embeddings().weight  # the fine-tuned teacher's
-    if config.student.init == "svd":
+    if section.init == "svd" and isinstance(student, TransformerStudent):
+        init_from_teacher(student, teacher.model, teacher.tokenizer.unk_token_id, section.teacher_layers)
+    elif section.init == "svd":
         init_embedding_svd(student, table, teacher.tokenizer.unk_token_id)
-    if config.student.unknown == "nearest":
+    if section.unknown == "nearest":
         student.set_backoff(_backoff_map(prepared, table, kept))
     return student
 
@@ -288,11 +286,23 @@ def student_fingerprint(config: RunConfig, transfer_windows: int, layer: int) ->
     del tree["distil"]["checkpoint_every"]  # when to checkpoint changes nothing a stage computes
     if config.task == "ner":  # keys text classification added, which NER never reads: older runs resume
         tree = _without_classification_keys(tree)
+    for key, default in STUDENT_KEYS_ADDED.items():  # at their defaults: a run made before them resumes
+        if tree["student"].get(key) == default:
+            tree["student"].pop(key, None)
     tree["distil"]["layer"] = layer  # resolved: the middle-layer default and an explicit 6 are one run
     tree["scheme"] = config.evaluation.scheme
     tree["decoding"] = DEFAULT_DECODING  # the stages' dev F1 reads its tags through it
     return hashlib.sha256(json.dumps([tree, transfer_windows], sort_keys=True).encode()).hexdigest()[:16]
 
+
+# student keys the transformer family added, with their defaults (a BiLSTM run's values)
+STUDENT_KEYS_ADDED = {
+    "kind": "bilstm",
+    "layers": None,
+    "heads": None,
+    "intermediate_size": None,
+    "teacher_layers": [],
+}
 
 CLASSIFICATION_KEYS = {
     "student": ("pooling",),
@@ -318,7 +328,7 @@ def run_schedule(
     config: RunConfig,
     stage_pools: dict[str, Pool],
     dev: DevSet,
-    student: BiLSTMStudent,
+    student: StudentBase,
     stages: list[Stage],
     state_dir: Path,
     reporter: Reporter,

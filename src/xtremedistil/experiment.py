@@ -7,6 +7,7 @@ an interrupted grid continues where it stopped and adding a cell to the config r
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from xtremedistil import distributed
-from xtremedistil.config import RunConfig, config_from_dict, config_to_toml
+from xtremedistil.config import TRANSFORMER_STUDENT, RunConfig, config_from_dict, config_to_toml
 from xtremedistil.distillation import (
     Prepared,
     build_student,
@@ -49,7 +50,7 @@ class Cell:
     transfer_size: int  # 0 = the whole transfer set
     labeled_size: int  # labeled train sentences per language; 0 = as configured
     layer: int | None  # None = the teacher's middle layer
-    student: str  # preset name or "E,H"
+    student: str  # preset name, "E,H" (a BiLSTM's sizes) or a transformer's "t<layers>-<hidden>[-e<dim>]"
     seed: int
 
     @property
@@ -100,6 +101,8 @@ def cell_config(base: RunConfig, cell: Cell, run_dir: Path) -> RunConfig:
                 f"experiment.students: {cell.student!r} is neither a preset nor 'E,H'"
             ) from None
         tree["student"].update(embedding_dim=e, hidden_size=h)
+    elif re.match(TRANSFORMER_STUDENT, cell.student):
+        tree["student"].update(kind="transformer", preset=cell.student)
     else:
         tree["student"]["preset"] = cell.student
     if cell.labeled_size and not base.teacher.fine_tune:

@@ -49,15 +49,21 @@ def _batch(tokenizer, texts):
     return collate(windows, list(range(len(windows))), SpecialIds.from_tokenizer(tokenizer))
 
 
-def test_forward_shapes_and_padding_does_not_change_outputs(tiny_tokenizer):
-    student = tiny_student(tiny_tokenizer).eval()
+@pytest.mark.parametrize("family", ["bilstm", "transformer"])
+def test_forward_shapes_and_padding_does_not_change_outputs(tiny_tokenizer, family):
+    """Every student family: shapes, padding never read ("bob" scores the same alone and beside a longer
+    sentence), and the tensor graph ONNX exports gives the forward's logits."""
+    from tests.student.test_transformer import tiny_transformer
+
+    student = (tiny_student if family == "bilstm" else tiny_transformer)(tiny_tokenizer).eval()
     batch = _batch(tiny_tokenizer, ["alice lives in paris", "bob"])
     out = student(batch)
     assert out.logits.shape == (2, batch.input_ids.shape[1], len(LABELS))
     assert out.hidden.shape == (2, batch.input_ids.shape[1], 12)
     alone = student(_batch(tiny_tokenizer, ["bob"]))
-    # the packed BiLSTM ignores padding: "bob" scores the same alone and beside a longer sentence
     assert torch.allclose(alone.logits[0], out.logits[1, :3], atol=1e-5)
+    lengths = batch.attention_mask.sum(1)
+    assert torch.allclose(student.logits(batch.input_ids, lengths), out.logits, atol=1e-5)
 
 
 def test_unknown_teacher_ids_map_to_unk(tiny_tokenizer):

@@ -19,7 +19,7 @@ from xtremedistil.evaluate import EvalSet, evaluate_set
 from xtremedistil.outputs import TokenOutput
 from xtremedistil.progress import Reporter, SilentReporter
 from xtremedistil.student.losses import objective
-from xtremedistil.student.model import BiLSTMStudent
+from xtremedistil.student.model import StudentBase
 from xtremedistil.student.schedule import Stage
 from xtremedistil.tasks.base import Batch, Encoded
 from xtremedistil.tasks.registry import headline, metric_label, per_language
@@ -119,7 +119,7 @@ class DevSet:
     special: SpecialIds
     scheme: str = "strict-word"
 
-    def objective(self, student: BiLSTMStudent, stage: Stage, settings: StageSettings) -> float:
+    def objective(self, student: StudentBase, stage: Stage, settings: StageSettings) -> float:
         total, count = 0.0, 0
         for db in self.pool.batches(
             256, self.special, shuffle=False, seed=0, teacher=stage.needs_teacher, hidden=stage.needs_hidden
@@ -128,7 +128,7 @@ class DevSet:
             total, count = total + loss.item() * len(db.batch), count + len(db.batch)
         return total / max(count, 1)
 
-    def scores(self, student: BiLSTMStudent) -> dict[str, Any]:
+    def scores(self, student: StudentBase) -> dict[str, Any]:
         was_training = student.training
         student.eval()
         scores, _ = evaluate_set(
@@ -144,7 +144,7 @@ class DevSet:
 
 
 def run_stage(
-    student: BiLSTMStudent,
+    student: StudentBase,
     stage: Stage,
     pools: dict[str, Pool],
     dev: DevSet,

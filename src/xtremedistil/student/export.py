@@ -22,7 +22,7 @@ from torch import nn
 
 from xtremedistil.errors import XtremeDistilError
 from xtremedistil.io import atomic_path, read_json, write_json
-from xtremedistil.student.model import BiLSTMStudent
+from xtremedistil.student.model import StudentBase
 from xtremedistil.tasks.base import Batch
 
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
@@ -43,7 +43,7 @@ class LogitsGraph(nn.Module):
         return self.model.logits(input_ids, second)
 
 
-def _example(student: BiLSTMStudent, batch: int, length: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _example(student: StudentBase, batch: int, length: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Random teacher ids (kept and unkept) with ragged lengths; the first row is full length."""
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, student.config.teacher_vocab_size, (batch, length), generator=generator)
@@ -53,7 +53,7 @@ def _example(student: BiLSTMStudent, batch: int, length: int, seed: int) -> tupl
 
 
 def parity(
-    student: BiLSTMStudent, session: Any, shapes: tuple[tuple[int, int], ...] = ((7, 23), (1, 9), (3, 1))
+    student: StudentBase, session: Any, shapes: tuple[tuple[int, int], ...] = ((7, 23), (1, 9), (3, 1))
 ) -> float:
     """Largest |ONNX - PyTorch| over the real positions of random padded batches (and batch 1); for a
     pooled student, over its one row per text."""

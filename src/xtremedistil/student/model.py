@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,40 +112,37 @@ class BiLSTM(nn.Module):
         return torch.cat([forward_states, backward_states], dim=-1)
 
 
-class BiLSTMStudent(nn.Module):
-    def __init__(self, config: StudentConfig, kept_teacher_ids: np.ndarray) -> None:
+class StudentBase(nn.Module):
+    """What every student family shares: it reads the teacher's sub-word ids through a map onto its trimmed
+    vocabulary (``id_map``, with an optional nearest-neighbour backoff for unkept ids), and owns its
+    freezing through named layer groups, listed top to bottom (the order of gradual unfreezing)."""
+
+    config: Any
+
+    def __init__(self, teacher_vocab_size: int, vocab_size: int, kept_teacher_ids: np.ndarray) -> None:
         super().__init__()
-        if len(kept_teacher_ids) + 2 != config.vocab_size:
+        if len(kept_teacher_ids) + 2 != vocab_size:
             raise ValueError("vocab_size must be the number of kept teacher ids + 2")
-        self.config = config
         kept = torch.as_tensor(np.asarray(kept_teacher_ids), dtype=torch.long)
-        id_map = torch.full((config.teacher_vocab_size,), UNK, dtype=torch.int32)
-        id_map[kept] = torch.arange(2, config.vocab_size, dtype=torch.int32)
+        id_map = torch.full((teacher_vocab_size,), UNK, dtype=torch.int32)
+        id_map[kept] = torch.arange(2, vocab_size, dtype=torch.int32)
         self.register_buffer("kept_ids", kept, persistent=False)  # student id - 2 -> teacher id
         # teacher id -> student id; unkept ids read UNK, or a kept neighbour after `set_backoff`
         self.register_buffer("id_map", id_map)
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD)
-        self.bilstm = BiLSTM(config.embedding_dim, config.hidden_size)
-        self.projection = nn.Linear(2 * config.hidden_size, config.projection_dim)
-        self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.projection_dim, config.num_labels)
 
     # --- layer groups: the student owns its freezing -------------------------------------------------
     def layer_groups(self) -> dict[str, nn.Module]:
-        return {
-            "head": self.head,
-            "projection": self.projection,
-            "bilstm": self.bilstm,
-            "embedding": self.embedding,
-        }
+        """Name -> module, top to bottom."""
+        raise NotImplementedError
 
     def set_trainable(self, groups: Iterable[str]) -> None:
         """Make exactly ``groups`` trainable; every other group is frozen."""
         groups = set(groups)
-        unknown = groups - set(LAYER_GROUPS)
+        known = self.layer_groups()
+        unknown = groups - set(known)
         if unknown:
-            raise ValueError(f"unknown layer groups {sorted(unknown)}; expected some of {LAYER_GROUPS}")
-        for name, module in self.layer_groups().items():
+            raise ValueError(f"unknown layer groups {sorted(unknown)}; expected some of {tuple(known)}")
+        for name, module in known.items():
             module.requires_grad_(name in groups)
 
     def freeze(self, groups: Iterable[str]) -> None:
@@ -158,6 +156,12 @@ class BiLSTMStudent(nn.Module):
     def trainable_groups(self) -> list[str]:
         return [n for n, m in self.layer_groups().items() if any(p.requires_grad for p in m.parameters())]
 
+    def parameter_counts(self) -> dict[str, int]:
+        counts = {name: sum(p.numel() for p in m.parameters()) for name, m in self.layer_groups().items()}
+        counts["total"] = sum(counts.values())
+        return counts
+
+    # --- the map from teacher ids ----------------------------------------------------------------------
     def unkept(self) -> torch.Tensor:
         """(teacher vocab,) bool: the teacher ids outside the kept vocabulary."""
         return ~torch.isin(torch.arange(len(self.id_map)), self.kept_ids)
@@ -182,16 +186,53 @@ class BiLSTMStudent(nn.Module):
     def has_backoff(self) -> bool:
         return bool((self.id_map[self.unkept()] != UNK).any())
 
-    # --- forward ------------------------------------------------------------------------------------
     def student_ids(self, teacher_ids: torch.Tensor) -> torch.Tensor:
         return self.id_map[teacher_ids].long()
 
-    def forward(self, batch: Batch) -> TokenOutput:
-        batch = batch.to(self.embedding.weight.device)
-        ids = self.student_ids(batch.input_ids).masked_fill(batch.attention_mask == 0, PAD)  # (B, T)
+    def read_ids(self, batch: Batch) -> torch.Tensor:
+        """(B, T) student ids of a batch, padding as PAD; in training, word dropout reads real ids as UNK."""
+        ids = self.student_ids(batch.input_ids).masked_fill(batch.attention_mask == 0, PAD)
         if self.training and self.config.word_dropout > 0:
             dropped = (torch.rand(ids.shape, device=ids.device) < self.config.word_dropout) & (ids != PAD)
             ids = ids.masked_fill(dropped, UNK)
+        return ids
+
+    def padded_ids(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Inference from tensors: (B, T) teacher ids and (B,) lengths -> student ids, padding as PAD."""
+        positions = torch.ones_like(input_ids).cumsum(1) - 1
+        return self.student_ids(input_ids).masked_fill(positions >= lengths.unsqueeze(1), PAD)
+
+    @property
+    def embedding_weight(self) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class BiLSTMStudent(StudentBase):
+    def __init__(self, config: StudentConfig, kept_teacher_ids: np.ndarray) -> None:
+        super().__init__(config.teacher_vocab_size, config.vocab_size, kept_teacher_ids)
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD)
+        self.bilstm = BiLSTM(config.embedding_dim, config.hidden_size)
+        self.projection = nn.Linear(2 * config.hidden_size, config.projection_dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.projection_dim, config.num_labels)
+
+    def layer_groups(self) -> dict[str, nn.Module]:
+        return {
+            "head": self.head,
+            "projection": self.projection,
+            "bilstm": self.bilstm,
+            "embedding": self.embedding,
+        }
+
+    @property
+    def embedding_weight(self) -> torch.Tensor:
+        return self.embedding.weight
+
+    # --- forward ------------------------------------------------------------------------------------
+    def forward(self, batch: Batch) -> TokenOutput:
+        batch = batch.to(self.embedding.weight.device)
+        ids = self.read_ids(batch)  # (B, T)
         projected, activated, logits = self._layers(ids, batch.attention_mask.sum(1))
         hidden = projected if self.config.representation == "pre-activation" else activated
         mask = None if self.config.pooling != "none" else batch.token_mask
@@ -201,9 +242,7 @@ class BiLSTMStudent(nn.Module):
         """Inference only, from tensors: (B, T) teacher ids (with specials, right-padded) and (B,) lengths
         (with specials) -> (B, T, C) logits, or (B, C) for a pooled student. The graph ``student.export``
         writes to ONNX."""
-        positions = torch.ones_like(input_ids).cumsum(1) - 1
-        ids = self.student_ids(input_ids).masked_fill(positions >= lengths.unsqueeze(1), PAD)
-        return self._layers(ids, lengths)[2]
+        return self._layers(self.padded_ids(input_ids, lengths), lengths)[2]
 
     def _layers(
         self, ids: torch.Tensor, lengths: torch.Tensor
@@ -214,11 +253,6 @@ class BiLSTMStudent(nn.Module):
         projected = self.projection(states)  # (B, T, D) before the activation, or (B, D) pooled
         activated = F.gelu(projected)
         return projected, activated, self.head(self.dropout(activated))  # logits (B, T, C)
-
-    def parameter_counts(self) -> dict[str, int]:
-        counts = {name: sum(p.numel() for p in m.parameters()) for name, m in self.layer_groups().items()}
-        counts["total"] = sum(counts.values())
-        return counts
 
 
 def svd_embedding(teacher_rows: np.ndarray, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -239,16 +273,18 @@ def svd_embedding(teacher_rows: np.ndarray, dim: int, seed: int = 0) -> tuple[np
     return out.astype(np.float32), basis.astype(np.float32)
 
 
-def init_embedding_svd(student: BiLSTMStudent, teacher_table: torch.Tensor, unk_id: int) -> None:
-    """Initialise the student embedding from the (fine-tuned) teacher's rows of the kept vocabulary."""
+def init_embedding_svd(student: StudentBase, teacher_table: torch.Tensor, unk_id: int) -> np.ndarray:
+    """Initialise the student embedding from the (fine-tuned) teacher's rows of the kept vocabulary; returns
+    the SVD basis (teacher hidden x embedding dim) the rows were projected on."""
     rows = teacher_table[student.kept_ids.to(teacher_table.device)].detach().float().cpu().numpy()
-    coords, basis = svd_embedding(rows, student.config.embedding_dim)
+    weight = student.embedding_weight
+    coords, basis = svd_embedding(rows, weight.shape[1])
     with torch.no_grad():
-        weight = student.embedding.weight
         weight[2:] = torch.from_numpy(coords)
         weight[PAD] = 0.0
         unk = teacher_table[unk_id].detach().float().cpu().numpy() @ basis
         weight[UNK, : len(unk)] = torch.from_numpy(unk)
+    return basis
 
 
 def piece_shapes(tokens: Sequence[str]) -> np.ndarray:

@@ -21,7 +21,8 @@ from xtremedistil.errors import XtremeDistilError
 from xtremedistil.evaluate import predict_logits
 from xtremedistil.io import read_json, write_json
 from xtremedistil.segment import char_entities, model_segmenter
-from xtremedistil.student.model import BiLSTMStudent, StudentConfig
+from xtremedistil.student.families import FAMILIES, build_family, family_of
+from xtremedistil.student.model import StudentBase
 from xtremedistil.tasks.registry import task_of
 from xtremedistil.teacher.model import load_tokenizer
 
@@ -31,7 +32,7 @@ WEIGHTS = "model.safetensors"
 
 
 def save_student(
-    student: BiLSTMStudent, tokenizer: Any, labels: list[str], path: str | Path, meta: dict[str, Any]
+    student: StudentBase, tokenizer: Any, labels: list[str], path: str | Path, meta: dict[str, Any]
 ) -> Path:
     """Write the folder into a temporary sibling, then rename it into place."""
     path = Path(path)
@@ -46,7 +47,7 @@ def save_student(
     write_json(
         tmp / META,
         {
-            "architecture": "bilstm",
+            "architecture": family_of(student),
             "task": "ner",  # a classification student's meta says so
             "config": student.config.to_dict(),
             "labels": labels,
@@ -60,19 +61,22 @@ def save_student(
     return path
 
 
-def kept_teacher_ids(student: BiLSTMStudent) -> np.ndarray:
+def kept_teacher_ids(student: StudentBase) -> np.ndarray:
     return student.kept_ids.cpu().numpy()
 
 
-def load_student_model(path: str | Path) -> tuple[BiLSTMStudent, dict[str, Any]]:
+def load_student_model(path: str | Path) -> tuple[StudentBase, dict[str, Any]]:
     path = Path(path)
     if not (path / META).is_file():
         raise XtremeDistilError(f"not a saved student folder (no {META})", path=path)
     meta = read_json(path / META)
     try:
-        student = BiLSTMStudent(
-            StudentConfig(**meta["config"]), np.asarray(read_json(path / VOCAB), dtype=np.int64)
-        )
+        kind = meta.get("architecture", "bilstm")
+        if kind not in FAMILIES:
+            raise XtremeDistilError(
+                f"{META} names architecture {kind!r}; this version knows {', '.join(FAMILIES)}", path=path
+            )
+        student = build_family(kind, meta["config"], np.asarray(read_json(path / VOCAB), dtype=np.int64))
     except (KeyError, TypeError, ValueError) as exc:
         raise XtremeDistilError(
             f"{META} and {VOCAB} do not describe one student ({exc}); the folder is damaged or mixed up",
@@ -127,7 +131,7 @@ class StudentPredictor:
 
     def __init__(
         self,
-        student: BiLSTMStudent,
+        student: StudentBase,
         tokenizer: Any,
         meta: dict[str, Any],
         forward: Any = None,

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from xtremedistil.student.model import LAYER_GROUPS
 
 STRATEGIES = ("D0", "D0-S", "D1", "kd", "D2", "D3.1", "D3.2", "D4.1", "D4.2")
-BELOW_HEAD = LAYER_GROUPS[1:]
 
 
 @dataclass(frozen=True)
@@ -59,22 +58,25 @@ class ScheduleSettings:
     lr: float = 3e-3
     patience: int = 2
     joint_weights: tuple[tuple[str, float], ...] = (("labels", 1.0), ("logits", 1.0), ("representation", 1.0))
+    layer_groups: tuple[str, ...] = LAYER_GROUPS  # the student's, top to bottom (the BiLSTM's by default)
 
 
 def _unfreezing(
     prefix: str, losses: tuple[tuple[str, float], ...], data: str, epochs: int, s: ScheduleSettings
 ) -> list[Stage]:
-    """Gradual unfreezing, top to bottom: head -> +projection -> +bilstm -> +embedding (cumulative)."""
+    """Gradual unfreezing, top to bottom: head -> +projection -> +bilstm -> +embedding (cumulative; a
+    transformer student unfreezes its encoder layers one at a time from the top)."""
+    groups = s.layer_groups
     return [
-        Stage(f"{prefix}.{k + 1} +{group}", losses, data, LAYER_GROUPS[: k + 1], epochs, s.lr, s.patience)
-        for k, group in enumerate(LAYER_GROUPS)
+        Stage(f"{prefix}.{k + 1} +{group}", losses, data, groups[: k + 1], epochs, s.lr, s.patience)
+        for k, group in enumerate(groups)
     ]
 
 
 def _whole(
     name: str, losses: tuple[tuple[str, float], ...], data: str, epochs: int, s: ScheduleSettings
 ) -> Stage:
-    return Stage(name, losses, data, LAYER_GROUPS, epochs, s.lr, s.patience)
+    return Stage(name, losses, data, s.layer_groups, epochs, s.lr, s.patience)
 
 
 def plan(s: ScheduleSettings) -> list[Stage]:
@@ -84,7 +86,8 @@ def plan(s: ScheduleSettings) -> list[Stage]:
     logits = (("logits", 1.0),)
     labels = (("labels", 1.0),)
     labels_logits = (("labels", weights.get("labels", 1.0)), ("logits", weights.get("logits", 1.0)))
-    stage1 = Stage("1 representation", rep, "transfer", BELOW_HEAD, s.representation_epochs, s.lr, s.patience)
+    below_head = s.layer_groups[1:]
+    stage1 = Stage("1 representation", rep, "transfer", below_head, s.representation_epochs, s.lr, s.patience)
     match s.strategy:
         case "D0" | "D0-S":
             return [_whole("labels", labels, "labeled", s.joint_epochs, s)]

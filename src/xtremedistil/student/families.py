@@ -1,0 +1,56 @@
+"""Student families behind one contract (``StudentBase``: layer groups top to bottom, a forward to the typed
+``TokenOutput``, ``logits`` from tensors, the teacher-id map): which family a config or a saved folder names,
+its sizes, and its layer groups (what the schedule unfreezes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xtremedistil.student.model import LAYER_GROUPS, PRESETS, BiLSTMStudent, StudentBase, StudentConfig
+from xtremedistil.student.transformer import (
+    TransformerConfig,
+    TransformerStudent,
+    layer_group_names,
+    transformer_sizes,
+)
+
+FAMILIES: dict[str, tuple[type, type[StudentBase]]] = {
+    "bilstm": (StudentConfig, BiLSTMStudent),
+    "transformer": (TransformerConfig, TransformerStudent),
+}
+# transformer presets by name: xs about the BiLSTM xs's parameters, s wider, base the teacher's width (its
+# layers can then be copied); the embedding stays factorised so the table does not dominate
+TRANSFORMER_PRESETS = {"xs": "t4-128", "s": "t4-256", "base": "t4-384-e128"}
+
+
+def student_sizes(section: Any) -> dict[str, int]:
+    """The family's size fields from a ``StudentSection`` (preset, then explicit overrides)."""
+    if section.kind == "transformer":
+        sizes = transformer_sizes(TRANSFORMER_PRESETS.get(section.preset, section.preset))
+        for key in ("embedding_dim", "hidden_size", "layers", "heads", "intermediate_size"):
+            if getattr(section, key):
+                sizes[key] = getattr(section, key)
+        return sizes
+    sizes = dict(PRESETS[section.preset])
+    for key in ("embedding_dim", "hidden_size"):
+        if getattr(section, key):
+            sizes[key] = getattr(section, key)
+    return sizes
+
+
+def group_names(section: Any) -> tuple[str, ...]:
+    """The layer groups of the student a ``StudentSection`` describes, top to bottom."""
+    if section.kind == "transformer":
+        return layer_group_names(student_sizes(section)["layers"])
+    return LAYER_GROUPS
+
+
+def build_family(kind: str, fields: dict[str, Any], kept_teacher_ids: np.ndarray) -> StudentBase:
+    config_class, model_class = FAMILIES[kind]
+    return model_class(config_class(**fields), kept_teacher_ids)
+
+
+def family_of(student: StudentBase) -> str:
+    return next(kind for kind, (_, model_class) in FAMILIES.items() if isinstance(student, model_class))
