@@ -62,7 +62,7 @@ def schedule_settings(config: RunConfig) -> ScheduleSettings:
         logit_epochs=d.logit_epochs,
         label_epochs=d.label_epochs,
         joint_epochs=d.joint_epochs,
-        lr=d.lr,
+        lr=d.transformer_lr if config.student.kind == "transformer" else d.lr,
         patience=d.patience,
         joint_weights=tuple(d.joint_weights.items()),
         layer_groups=group_names(config.student),
@@ -286,22 +286,26 @@ def student_fingerprint(config: RunConfig, transfer_windows: int, layer: int) ->
     del tree["distil"]["checkpoint_every"]  # when to checkpoint changes nothing a stage computes
     if config.task == "ner":  # keys text classification added, which NER never reads: older runs resume
         tree = _without_classification_keys(tree)
-    for key, default in STUDENT_KEYS_ADDED.items():  # at their defaults: a run made before them resumes
-        if tree["student"].get(key) == default:
-            tree["student"].pop(key, None)
+    for section, added in KEYS_ADDED.items():  # at their defaults: a run made before them resumes
+        for key, default in added.items():
+            if tree[section].get(key) == default:
+                tree[section].pop(key, None)
     tree["distil"]["layer"] = layer  # resolved: the middle-layer default and an explicit 6 are one run
     tree["scheme"] = config.evaluation.scheme
     tree["decoding"] = DEFAULT_DECODING  # the stages' dev F1 reads its tags through it
     return hashlib.sha256(json.dumps([tree, transfer_windows], sort_keys=True).encode()).hexdigest()[:16]
 
 
-# student keys the transformer family added, with their defaults (a BiLSTM run's values)
-STUDENT_KEYS_ADDED = {
-    "kind": "bilstm",
-    "layers": None,
-    "heads": None,
-    "intermediate_size": None,
-    "teacher_layers": [],
+# keys the transformer family added, with their defaults (what a BiLSTM run made before them reads)
+KEYS_ADDED: dict[str, dict[str, Any]] = {
+    "student": {
+        "kind": "bilstm",
+        "layers": None,
+        "heads": None,
+        "intermediate_size": None,
+        "teacher_layers": [],
+    },
+    "distil": {"transformer_lr": 5e-4},
 }
 
 CLASSIFICATION_KEYS = {

@@ -89,11 +89,12 @@ def test_sizes_from_names_presets_and_overrides():
     assert transformer_sizes("t4-128") == {
         "layers": 4,
         "hidden_size": 128,
-        "heads": 2,
+        "heads": 4,
         "intermediate_size": 512,
         "embedding_dim": 50,
     }
     assert transformer_sizes("t2-384-e128")["embedding_dim"] == 128
+    assert transformer_sizes("t2-384")["heads"] == 12  # the teacher's heads at its width: layers can be copied
     assert student_sizes(StudentSection(kind="transformer", preset="t2-256", heads=8))["heads"] == 8
     with pytest.raises(ValueError, match="transformer student is"):
         StudentSection(kind="transformer", preset="t4")

@@ -23,7 +23,8 @@ from xtremedistil.outputs import TokenOutput
 from xtremedistil.student.model import PAD, UNK, StudentBase, init_embedding_svd, pool_states
 from xtremedistil.tasks.base import Batch
 
-# "t<layers>-<hidden>[-e<embedding>]": heads = hidden / 64 (at least 2), intermediate = 4 x hidden
+# "t<layers>-<hidden>[-e<embedding>]": heads of 32 dimensions (at least 2; 12 at 384 wide, as the teacher),
+# intermediate = 4 x hidden (the teacher's ratio), so a 384-wide student can take the teacher's layers
 TRANSFORMER_NAME = re.compile(r"^t(\d+)-(\d+)(?:-e(\d+))?$")
 DEFAULT_EMBEDDING_DIM = 50  # the BiLSTM xs student's: the table dominates the size of a small student
 
@@ -60,7 +61,7 @@ def transformer_sizes(name: str) -> dict[str, int]:
     return {
         "layers": layers,
         "hidden_size": hidden,
-        "heads": max(2, hidden // 64),
+        "heads": max(2, hidden // 32),
         "intermediate_size": 4 * hidden,
         "embedding_dim": embedding,
     }
