@@ -266,6 +266,10 @@ class Experiment:
             "latency_ms": speed["latency_ms_median"],
             "latency_ms_p95": speed["latency_ms_p95"],
             "throughput_speedup": speed["throughput"] / teacher_speed["throughput"],
+            "teacher_throughput": teacher_speed["throughput"],  # measured in this process, as the students
+            "teacher_latency_ms": teacher_speed["latency_ms_median"],
+            "teacher_params": teacher_params["total"],
+            "family": config.student.kind,
             "stages": [
                 {
                     "stage": s["stage"],
