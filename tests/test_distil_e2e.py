@@ -269,3 +269,20 @@ def test_a_transformer_student_distils_saves_and_predicts(toy_config, tmp_path, 
         main(["plan", str(toy_config), "--set=student.kind=transformer", "--set=student.preset=t3-16"]) == 0
     )
     assert "+layer2" in capsys.readouterr().out
+
+
+def test_a_layer_map_caches_each_teacher_layer_once_and_trains(toy_config, tmp_path):
+    """distil.layer_map: the student's layer 1 also matches teacher layer 2 (the toy's representation layer
+    is 1): a second cache per split, keyed by its layer; the run ends with the maps in the saved config."""
+    student = ["kind=transformer", "preset=t2-16"]
+    args = ["distil", str(toy_config), "--set=distil.layer_map=[[1, 2]]"] + [
+        f"--set=student.{s}" for s in student
+    ]
+    assert main(args) == 0
+    run = tmp_path / "run"
+    layers = sorted(json.loads((p / "manifest.json").read_text())["layer"] for p in (run / "cache").iterdir())
+    assert layers == [1, 1, 2, 2]  # transfer and dev, each at layers 1 and 2
+    meta = json.loads((run / "student" / "student.json").read_text())
+    assert meta["config"]["map_layers"] == [1]
+    bilstm = ["distil", str(toy_config), "--set=distil.layer_map=[[1, 2]]"]
+    assert main(bilstm) == 2  # a BiLSTM has one representation: refused, with the key's name

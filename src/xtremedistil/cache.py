@@ -179,6 +179,27 @@ class TeacherCache:
         return out
 
 
+class LayeredCache:
+    """The cache of the representation layer with the caches of the layer map's further teacher layers
+    (one single-layer cache each, over the same windows): ``outputs`` adds their states as ``layers``."""
+
+    def __init__(self, main: TeacherCache, more: Sequence[TeacherCache]) -> None:
+        self.main, self.more = main, tuple(more)
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the main cache's
+        return getattr(self.main, name)
+
+    def __len__(self) -> int:
+        return len(self.main)
+
+    def outputs(self, indices: Sequence[int], width: int, *, hidden: bool = True) -> TokenOutput:
+        out = self.main.outputs(indices, width, hidden=hidden)
+        if not hidden or not self.more:
+            return out
+        layers = tuple(cache.outputs(indices, width).hidden for cache in self.more)
+        return TokenOutput(out.logits, out.hidden, out.mask, layers)  # type: ignore[arg-type]
+
+
 def _shard_file(k: int, name: str) -> str:
     return f"shard-{k:05d}.{name}.npy"
 

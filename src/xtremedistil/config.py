@@ -210,6 +210,11 @@ class DistilSection(Strict):
     strategy: Literal["D0", "D0-S", "D1", "kd", "D2", "D3.1", "D3.2", "D4.1", "D4.2"] = "D4.2"
     # teacher hidden_states[layer] for the representation loss; None = the teacher's middle layer (6 of 12)
     layer: int | None = Field(default=None, ge=0)
+    # transformer students: further (student layer, teacher layer) pairs the representation loss matches
+    # beside the paper's one (the student's top -> `layer`), each through its own linear projection; student
+    # layers count from 1 (the output of its first encoder layer), teacher layers as `layer`; e.g.
+    # [[2, 3]] for a 4-layer student. Each teacher layer is cached once more (its own cache).
+    layer_map: list[tuple[int, int]] = []
     representation_loss: Literal["mse", "kl"] = "mse"
     # classification: the teacher's layer vector the student's sentence vector matches: the mean over the
     # text's sub-words, or the first token's (the paper's CLS: nearly constant at e5's middle layer, see
@@ -298,6 +303,15 @@ class RunConfig(Strict):
     speed: SpeedSection = SpeedSection()
     evaluation: EvaluationConfig = EvaluationConfig()
     experiment: ExperimentSection = ExperimentSection()
+
+    @model_validator(mode="after")
+    def _layer_map_student(self) -> RunConfig:
+        if self.distil.layer_map and self.student.kind != "transformer":
+            raise ValueError(
+                'distil.layer_map matches a transformer student\'s layers; set student.kind = "transformer" '
+                "(a BiLSTM student has one representation, matched to distil.layer)"
+            )
+        return self
 
     @field_validator("output_dir")
     @classmethod

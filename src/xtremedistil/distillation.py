@@ -7,6 +7,7 @@ evaluation per language, size and speed -> report.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from xtremedistil import distributed
 from xtremedistil.batching import SpecialIds
-from xtremedistil.cache import CacheSpec, TeacherCache, build_cache, data_fingerprint
+from xtremedistil.cache import CacheSpec, LayeredCache, TeacherCache, build_cache, data_fingerprint
 from xtremedistil.config import RunConfig
 from xtremedistil.data.records import Corpus, Sentence
 from xtremedistil.data.sources import load_corpus, load_transfer
@@ -165,22 +166,29 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwat
         vector=config.distil.sentence_vector if task.level == "sequence" else "",
     )
     cache_root = Path(config.cache.dir) if config.cache.dir else run_dir / "cache"
-    caches = {}
+    caches: dict[str, Any] = {}
     dev_logits: list[np.ndarray | None] = [None] * len(dev_enc)
+    mapped = [teacher_layer for _, teacher_layer in config.distil.layer_map]
     for name, enc in (("transfer", windows), ("dev", dev_enc)):
-        root = cache_root / f"{name}-{spec.key(data_fingerprint(enc))}"
-        with watch("teacher cache"):
-            caches[name] = build_cache(
-                teacher,
-                enc,
-                root,
-                spec,
-                shard_size=config.cache.shard_size,
-                batch_size=config.cache.batch_size,
-                reporter=reporter,
-                description=f"cache teacher layer {spec.layer} + logits ({name})",
-                on_logits=dev_logits.__setitem__ if name == "dev" else None,
-            )
+        fingerprint = data_fingerprint(enc)
+        built = []
+        for layer in [spec.layer, *mapped]:  # the layer map's further teacher layers: one cache each
+            layer_spec = dataclasses.replace(spec, layer=layer)
+            with watch("teacher cache"):
+                built.append(
+                    build_cache(
+                        teacher,
+                        enc,
+                        cache_root / f"{name}-{layer_spec.key(fingerprint)}",
+                        layer_spec,
+                        shard_size=config.cache.shard_size,
+                        batch_size=config.cache.batch_size,
+                        reporter=reporter,
+                        description=f"cache teacher layer {layer} + logits ({name})",
+                        on_logits=dev_logits.__setitem__ if name == "dev" and layer == spec.layer else None,
+                    )
+                )
+        caches[name] = LayeredCache(built[0], built[1:]) if mapped else built[0]
     dev = DevSet(
         dev_set,
         Pool(dev_enc, caches["dev"], np.arange(len(dev_enc))),
@@ -231,6 +239,13 @@ def build_student(config: RunConfig, prepared: Prepared) -> StudentBase:
     )
     if section.kind == "transformer":
         fields["max_positions"] = int(teacher.meta["max_length"])
+        fields["map_layers"] = tuple(i for i, _ in config.distil.layer_map)
+        for i, j in config.distil.layer_map:
+            if not (1 <= i <= fields["layers"] and 0 <= j <= teacher.num_layers):
+                raise ConfigError(
+                    f"distil.layer_map pair [{i}, {j}]: student layers are 1..{fields['layers']}, teacher "
+                    f"layers 0..{teacher.num_layers}"
+                )
         fields["layer_norm_eps"] = float(getattr(teacher.model.config, "layer_norm_eps", 1e-12))
     torch.manual_seed(student_seed(config))
     student = build_family(section.kind, fields, kept)
@@ -305,7 +320,7 @@ KEYS_ADDED: dict[str, dict[str, Any]] = {
         "intermediate_size": None,
         "teacher_layers": [],
     },
-    "distil": {"transformer_lr": 5e-4},
+    "distil": {"transformer_lr": 5e-4, "layer_map": []},
 }
 
 CLASSIFICATION_KEYS = {

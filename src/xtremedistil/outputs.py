@@ -16,6 +16,9 @@ class TokenOutput:
     logits: torch.Tensor  # (B, T, C)
     hidden: torch.Tensor | None = None  # (B, T, H): teacher layer state, or the student's projection
     mask: torch.Tensor | None = None  # (B, T) bool, real sub-words (no specials, no padding)
+    # the layer map's further matches (``distil.layer_map``), pair by pair: the teacher's layer states, or
+    # the student's layer states through each pair's projection; () without a map
+    layers: tuple[torch.Tensor, ...] = ()
 
     def to(self, device: torch.device | str) -> TokenOutput:
         """The record on ``device`` (itself when it is there already)."""
@@ -25,7 +28,12 @@ class TokenOutput:
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device)
 
-        return TokenOutput(self.logits.to(device), move(self.hidden), move(self.mask))
+        return TokenOutput(
+            self.logits.to(device),
+            move(self.hidden),
+            move(self.mask),
+            tuple(layer.to(device) for layer in self.layers),
+        )
 
     @property
     def per_sequence(self) -> bool:

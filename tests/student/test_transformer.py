@@ -94,7 +94,9 @@ def test_sizes_from_names_presets_and_overrides():
         "embedding_dim": 50,
     }
     assert transformer_sizes("t2-384-e128")["embedding_dim"] == 128
-    assert transformer_sizes("t2-384")["heads"] == 12  # the teacher's heads at its width: layers can be copied
+    assert (
+        transformer_sizes("t2-384")["heads"] == 12
+    )  # the teacher's heads at its width: layers can be copied
     assert student_sizes(StudentSection(kind="transformer", preset="t2-256", heads=8))["heads"] == 8
     with pytest.raises(ValueError, match="transformer student is"):
         StudentSection(kind="transformer", preset="t4")
@@ -181,3 +183,34 @@ def test_save_load_predict_and_onnx_parity(tiny_tokenizer, tmp_path):
     assert manifest["files"]["fp32"]["max_abs_difference_to_torch"] <= PARITY_TOLERANCE
     onnx = load_student(folder, backend="onnx")
     assert onnx.predict([long_text]) == predictor.predict([long_text])
+
+
+def test_layer_map_projects_chosen_layers_and_they_freeze_with_their_layer(tiny_tokenizer, tmp_path):
+    from xtremedistil.outputs import TokenOutput
+    from xtremedistil.student.losses import representation_loss
+
+    student = tiny_transformer(tiny_tokenizer, layers=3, map_layers=(1, 2)).eval()
+    batch = _batch(tiny_tokenizer, ["alice lives in paris", "bob"])
+    out = student(batch)
+    assert [tuple(x.shape) for x in out.layers] == [tuple(out.hidden.shape)] * 2
+    every: list[torch.Tensor] = []
+    with torch.no_grad():
+        student.states(student.read_ids(batch), batch.attention_mask.sum(1), every)
+    assert torch.allclose(out.layers[1], student.maps[1](every[1]), atol=1e-6)
+    student.set_trainable(["layer0"])  # the first map reads layer 1's output (encoder[0]): it trains with it
+    assert all(p.requires_grad for p in student.maps[0].parameters())
+    assert not any(p.requires_grad for p in student.maps[1].parameters())
+    # the loss is the mean over the top match and each pair
+    teacher = TokenOutput(out.logits, torch.zeros_like(out.hidden), layers=(out.layers[0], out.layers[1] + 1))
+    mask = batch.token_mask
+    top = ((out.hidden**2)[mask]).mean()
+    assert torch.allclose(representation_loss(out, teacher, mask), (top + 0 + 1) / 3, atol=1e-5)
+    with pytest.raises(ValueError, match="further layers"):
+        representation_loss(out, TokenOutput(out.logits, out.hidden), mask)
+    with pytest.raises(ValueError, match="student layers are 1..3"):
+        tiny_transformer(tiny_tokenizer, layers=3, map_layers=(4,))
+    # the maps serve training only: the exported graph and the saved student still predict alike
+    folder = save_student(student, tiny_tokenizer, LABELS, tmp_path / "student", {"max_length": 16})
+    assert load_student_model(folder)[0].config.map_layers == [1, 2]
+    manifest = export_student(folder, quantize=False)
+    assert manifest["files"]["fp32"]["max_abs_difference_to_torch"] <= PARITY_TOLERANCE

@@ -21,13 +21,25 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
 def representation_loss(
     student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor | None, kind: str = "mse"
 ) -> torch.Tensor:
-    """L_RL: the student's projected state against the teacher's layer state (MSE, or the paper's KL)."""
+    """L_RL: the student's projected state against the teacher's layer state (MSE, or the paper's KL); with
+    a layer map, the mean of that and of every further pair's."""
+    if len(student.layers) != len(teacher.layers):
+        raise ValueError(
+            f"the student matches {len(student.layers)} further layers, the teacher outputs {len(teacher.layers)}"
+        )
+    pairs = [(student.hidden, teacher.hidden), *zip(student.layers, teacher.layers, strict=True)]
+    return torch.stack([_state_loss(s, t, mask, kind) for s, t in pairs]).mean()
+
+
+def _state_loss(
+    student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None, kind: str
+) -> torch.Tensor:
     if kind == "kl":
-        log_p_student = F.log_softmax(student.hidden, dim=-1)
-        p_teacher = F.softmax(teacher.hidden, dim=-1)
+        log_p_student = F.log_softmax(student, dim=-1)
+        p_teacher = F.softmax(teacher, dim=-1)
         kl = (p_teacher * (torch.log(p_teacher.clamp_min(1e-12)) - log_p_student)).sum(-1)
         return _masked_mean(kl, mask)
-    return _masked_mean((student.hidden - teacher.hidden) ** 2, mask)
+    return _masked_mean((student - teacher) ** 2, mask)
 
 
 def logit_loss(student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor | None) -> torch.Tensor:

@@ -46,6 +46,9 @@ class TransformerConfig:
     representation: str = "pre-activation"
     pooling: str = "none"  # "none" per sub-word; "last" (the first token's state, <s>), "mean", "max"
     layer_norm_eps: float = 1e-12
+    # student layers (1..layers) the layer map also matches to teacher layers, one projection each; the
+    # projections serve training only (inference and the ONNX graph never run them)
+    map_layers: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -132,9 +135,20 @@ class TransformerStudent(StudentBase):
         self.projection = nn.Linear(config.hidden_size, config.projection_dim)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.projection_dim, config.num_labels)
+        if any(not 1 <= i <= config.layers for i in config.map_layers):
+            raise ValueError(
+                f"layer map: student layers are 1..{config.layers}, not {list(config.map_layers)}"
+            )
+        self.maps = nn.ModuleList(
+            nn.Linear(config.hidden_size, config.projection_dim) for _ in config.map_layers
+        )
 
     def layer_groups(self) -> dict[str, nn.Module]:
-        layers = {f"layer{i}": self.encoder[i] for i in reversed(range(self.config.layers))}
+        """Encoder layer i with the projections of the layer map that read its output (they freeze with it)."""
+        layers: dict[str, nn.Module] = {}
+        for i in reversed(range(self.config.layers)):
+            maps = [m for m, j in zip(self.maps, self.config.map_layers, strict=True) if j == i + 1]
+            layers[f"layer{i}"] = nn.ModuleList([self.encoder[i], *maps]) if maps else self.encoder[i]
         return {"head": self.head, "projection": self.projection, **layers, "embedding": self.embedding}
 
     @property
@@ -143,29 +157,42 @@ class TransformerStudent(StudentBase):
 
     def forward(self, batch: Batch) -> TokenOutput:
         batch = batch.to(self.embedding_weight.device)
-        projected, activated, logits = self._layers(self.read_ids(batch), batch.attention_mask.sum(1))
+        lengths = batch.attention_mask.sum(1)
+        every: list[torch.Tensor] = []
+        projected, activated, logits = self._layers(
+            self.read_ids(batch), lengths, every if self.maps else None
+        )
         hidden = projected if self.config.representation == "pre-activation" else activated
         mask = None if self.config.pooling != "none" else batch.token_mask
-        return TokenOutput(logits=logits, hidden=hidden, mask=mask)
+        layers = tuple(
+            project(self._pooled(every[i - 1], lengths))
+            for project, i in zip(self.maps, self.config.map_layers, strict=True)
+        )
+        return TokenOutput(logits=logits, hidden=hidden, mask=mask, layers=layers)
 
     def logits(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Inference from tensors (the graph ONNX export traces), as ``BiLSTMStudent.logits``."""
         return self._layers(self.padded_ids(input_ids, lengths), lengths)[2]
 
-    def states(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, T, H)
+    def states(
+        self, ids: torch.Tensor, lengths: torch.Tensor, every: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:  # (B, T) -> (B, T, H); ``every`` collects each layer's output
         positions = torch.ones_like(ids).cumsum(1) - 1
         attend = (positions < lengths.unsqueeze(1))[:, None, None, :]  # (B, 1, 1, T)
         x = self.embedding(ids)
         for layer in self.encoder:
             x = layer(x, attend)
+            if every is not None:
+                every.append(x)
         return x
 
+    def _pooled(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return states if self.config.pooling == "none" else _pool(states, lengths, self.config.pooling)
+
     def _layers(
-        self, ids: torch.Tensor, lengths: torch.Tensor
+        self, ids: torch.Tensor, lengths: torch.Tensor, every: list[torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        states = self.states(ids, lengths)
-        if self.config.pooling != "none":
-            states = _pool(states, lengths, self.config.pooling)  # (B, H)
+        states = self._pooled(self.states(ids, lengths, every), lengths)  # (B, T, H), or (B, H) pooled
         projected = self.projection(states)
         activated = F.gelu(projected)
         return projected, activated, self.head(self.dropout(activated))
