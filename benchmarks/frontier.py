@@ -1,0 +1,222 @@
+"""The size / speed frontier past the paper (issue 15): BiLSTM and transformer students distilled (D4.2) from
+one teacher on the 8-language WikiAnn benchmark, measured against the teacher in the same process; the
+paper's Table 15 comparison (BiLSTM against transformer at equal parameters and at equal batch-1 latency),
+the budget picks across both families, and a frontier plot, written into docs/RESULTS.md.
+
+    python benchmarks/frontier.py [--config configs/wikiann-frontier.toml] [--report-only]
+
+It runs ``xtremedistil experiment CONFIG`` first (finished cells are skipped, so a rerun only adds new
+cells); ``--report-only`` rebuilds the section from the run folder's results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from results import provenance, run_cli, write_section
+from xtremedistil.experiment import select
+from xtremedistil.io import read_json
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+TARGET_RETENTION, TARGET_COMPRESSION, TARGET_SPEEDUP = 97.0, 30.0, 20.0
+
+
+def student_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per student (the D4.2 cells of the base setting), smallest first."""
+    rows = [r for r in results if r["cell"]["strategy"] == "D4.2" and r["cell"]["labeled_size"] == 0]
+    return sorted(rows, key=lambda r: r["params"])
+
+
+def family(row: dict[str, Any]) -> str:
+    return row.get("family") or ("transformer" if row["cell"]["student"].startswith("t") else "bilstm")
+
+
+def teacher_reference(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The teacher's size and speed as the cells measured it (median over the cells' processes)."""
+    return {
+        "params": rows[0]["teacher_params"],
+        "throughput": statistics.median(r["teacher_throughput"] for r in rows),
+        "latency_ms": statistics.median(r["teacher_latency_ms"] for r in rows),
+        "test": rows[0]["teacher_test_mean"],
+        "dev": rows[0]["teacher_dev_mean"],
+    }
+
+
+def main_table(rows: list[dict[str, Any]], teacher: dict[str, float]) -> str:
+    lines = [
+        "| student | family | parameters | compression | dev F1 | test F1 (mean ± std) | % of teacher "
+        "| batch-32 windows/s | × teacher | batch-1 ms | min |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['cell']['student']} | {family(r)} | {r['params']:,} | {r['compression']:.1f}× | "
+            f"{r['dev_mean']:.2f} | {r['test_mean']:.2f} ± {r['test_std']:.2f} | {100 * r['retained']:.1f} | "
+            f"{r['throughput']:,.0f} | {r['throughput_speedup']:.1f} | {r['latency_ms']:.2f} | "
+            f"{r['seconds'] / 60:.1f} |"
+        )
+    lines.append(
+        f"| teacher | multilingual-e5-small | {teacher['params']:,} | 1.0× | {teacher['dev']:.2f} | "
+        f"{teacher['test']:.2f} | 100.0 | {teacher['throughput']:,.0f} | 1.0 | {teacher['latency_ms']:.2f} | – |"
+    )
+    return "\n".join(lines)
+
+
+def nearest_pairs(rows: list[dict[str, Any]], key: str) -> str:
+    """Each BiLSTM beside the transformer closest to it in ``key`` (on a log scale)."""
+    import math
+
+    bilstms = [r for r in rows if family(r) == "bilstm"]
+    transformers = [r for r in rows if family(r) == "transformer"]
+    if not bilstms or not transformers:
+        return "_needs cells of both families_\n"
+    lines = [
+        f"| BiLSTM | {key} | test F1 | transformer | {key} | test F1 | transformer − BiLSTM |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    fmt = (lambda v: f"{v:,}") if key == "params" else (lambda v: f"{v:.2f} ms")
+    for b in bilstms:
+        t = min(transformers, key=lambda r: abs(math.log(r[key] / b[key])))
+        lines.append(
+            f"| {b['cell']['student']} | {fmt(b[key])} | {b['test_mean']:.2f} | {t['cell']['student']} | "
+            f"{fmt(t[key])} | {t['test_mean']:.2f} | {t['test_mean'] - b['test_mean']:+.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def targets(rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any] | None]:
+    """The issue's first target: the student chosen on dev among those at ≥ 30× fewer parameters and ≥ 20×
+    the teacher's batch-32 throughput; its test retention against 97%."""
+    within = [
+        r
+        for r in rows
+        if r["compression"] >= TARGET_COMPRESSION and r["throughput_speedup"] >= TARGET_SPEEDUP
+    ]
+    if not within:
+        return "No student is within ≥ 30× compression and ≥ 20× throughput.\n", None
+    best = max(within, key=lambda r: r["dev_mean"])
+    retained = 100 * best["retained"]
+    verdict = "reached" if retained >= TARGET_RETENTION else "**not reached**"
+    text = (
+        "| measure | value | target | |\n|---|---:|---:|---|\n"
+        f"| test F1 / teacher's (%), student chosen on dev among those within the size and speed bounds "
+        f"({best['cell']['student']}) | {retained:.2f} | ≥ {TARGET_RETENTION:g} | {verdict} |\n"
+        f"| its parameter compression (×) | {best['compression']:.1f} | ≥ {TARGET_COMPRESSION:g} | reached |\n"
+        f"| its batch-32 throughput (× teacher) | {best['throughput_speedup']:.1f} | ≥ {TARGET_SPEEDUP:g} | "
+        "reached |\n"
+    )
+    return text, best
+
+
+def budget_picks(results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    xs = next((r for r in rows if r["cell"]["student"] == "xs"), rows[0])
+    lines = []
+    for label, kwargs in (
+        ("`--max-params 4000000` (≥ 29× compression)", {"max_params": 4_000_000}),
+        (
+            f"`--max-latency-ms {xs['latency_ms']:.2f}` (the BiLSTM xs's batch-1 latency)",
+            {"max_latency_ms": round(xs["latency_ms"], 2)},
+        ),
+        ("no budget", {}),
+    ):
+        _, why = select(rows, **kwargs)
+        lines.append(f"- {label}: {why}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], teacher: dict[str, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+    panels = (
+        ("params", "parameters", True),
+        ("latency_ms", "batch-1 latency, median (ms)", True),
+        ("throughput", "batch-32 throughput (windows/s)", True),
+    )
+    for ax, (key, label, log) in zip(axes, panels, strict=True):
+        for fam, marker in (("bilstm", "o"), ("transformer", "s")):
+            points = sorted((r[key], r["test_mean"], r["cell"]["student"]) for r in rows if family(r) == fam)
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=fam)
+                for x, y, name in points:
+                    ax.annotate(name, (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
+        ax.scatter([teacher[key]], [teacher["test"]], marker="*", s=160, color="black", label="teacher")
+        ax.axhline(0.97 * teacher["test"], color="grey", linestyle=":", label="97% of the teacher")
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test mean F1 (8 languages)")
+        ax.set_title(f"F1 against {label.split(',')[0].split(' (')[0]}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def stages(row: dict[str, Any]) -> str:
+    body = "\n".join(f"| {s['stage']} | {s['epochs_run']} | {s['dev_mean']:.2f} |" for s in row["stages"])
+    return f"| step | epochs | dev mean F1 |\n|---|---:|---:|\n{body}\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", type=Path, default=Path("configs/wikiann-frontier.toml"))
+    parser.add_argument("--report-only", action="store_true", help="rebuild the section from results.json")
+    args = parser.parse_args()
+    out = Path(tomllib.loads(args.config.read_text())["output_dir"])
+    seconds = None
+    if not args.report_only:
+        seconds, _ = run_cli(["experiment", str(args.config)], out.with_suffix(".log"))
+    results = read_json(out / "results.json")
+    rows = student_rows(results)
+    teacher = teacher_reference(rows)
+    target_text, best = targets(rows)
+    plot(rows, teacher, DOCS / "frontier.png")
+    transformers = [r for r in rows if family(r) == "transformer"]
+    best_transformer = max(transformers, key=lambda r: r["dev_mean"]) if transformers else None
+    body = (
+        "## Frontier: BiLSTM and transformer students (`configs/wikiann-frontier.toml`)\n\n"
+        + provenance(seconds)
+        + "\nThe 8-language WikiAnn benchmark of the strategy comparison (2,000 labeled sentences per language, "
+        f"a seeded {rows[0]['transfer_windows']:,}-window transfer sample, teacher layer 6, D4.2, seed 13), one "
+        "fine-tuned teacher and its cache for every student. Transformers `t<layers>-<hidden>[-e<E>]` "
+        '(docs/METHOD.md, "Transformer students"); the 384-wide one starts from the teacher\'s bottom layers, '
+        "the narrower ones from random layers, all from the teacher's SVD embedding. Speed: PyTorch fp32, the "
+        "teacher and every student measured in the same process with the same threads (the teacher's figure "
+        "is the median over the invocations that measured it). Model selection on dev only; cells that "
+        "finished earlier are read, not rerun.\n\n"
+        + target_text
+        + "\n"
+        + main_table(rows, teacher)
+        + "\n\n![frontier](frontier.png)\n\n"
+        + "#### The paper's Table 15 comparison: each BiLSTM beside the transformer closest in size, and in "
+        "batch-1 latency\n\n"
+        + nearest_pairs(rows, "params")
+        + "\n"
+        + nearest_pairs(rows, "latency_ms")
+        + "\n#### Budget picks across both families (`xtremedistil experiment --max-params / --max-latency-ms`, "
+        "dev F1)\n\n"
+        + budget_picks(results, rows)
+        + (
+            f"\n#### Dev F1 after each step, {best_transformer['cell']['student']} (the best transformer on dev)\n\n"
+            + stages(best_transformer)
+            if best_transformer
+            else ""
+        )
+    )
+    if best is not None:
+        body += f"\nStudent within the size and speed bounds chosen on dev: {best['key']}.\n"
+    write_section("frontier", body)
+
+
+if __name__ == "__main__":
+    main()
