@@ -75,6 +75,20 @@ def test_grid_is_the_product_plus_extra_cells_without_duplicates():
     assert {c.layer for c in grid(load_config(None, ["experiment.layers=[3, 6]"]))} == {3, 6}
 
 
+def test_student_names_choose_the_family_and_sizes(tmp_path):
+    from xtremedistil.experiment import cell_config
+    from xtremedistil.student.families import student_sizes
+
+    config = load_config(None, ['experiment.students=["xs", "100,300", "t2-64", "t4-384-e96"]'])
+    students = {c.student: cell_config(config, c, tmp_path).student for c in grid(config)}
+    assert [s.kind for s in students.values()] == ["bilstm", "bilstm", "transformer", "transformer"]
+    assert (students["100,300"].embedding_dim, students["100,300"].hidden_size) == (100, 300)
+    assert student_sizes(students["t2-64"]) == {
+        "layers": 2, "hidden_size": 64, "heads": 2, "intermediate_size": 256, "embedding_dim": 50,
+    }  # fmt: skip
+    assert student_sizes(students["t4-384-e96"])["embedding_dim"] == 96
+
+
 def test_a_ready_teacher_cannot_be_fine_tuned_on_fewer_labels(tmp_path):
     from xtremedistil.errors import ConfigError
     from xtremedistil.experiment import cell_config
