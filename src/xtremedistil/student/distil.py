@@ -184,8 +184,11 @@ def run_stage(
 
     # a new wrapper for every stage: DistributedDataParallel registers the parameters trainable when it is made;
     # a trainable head that no loss of the stage reads gets no gradient, which DDP must be told of
+    # (likewise the layer map's projections in a stage without the representation loss)
     reads_logits = any(name != "representation" and weight for name, weight in stage.losses)
-    trained = current().wrap(student, find_unused_parameters="head" in stage.trainable and not reads_logits)
+    idle_maps = bool(getattr(student.config, "map_layers", ())) and not stage.needs_hidden
+    unused = ("head" in stage.trainable and not reads_logits) or idle_maps
+    trained = current().wrap(student, find_unused_parameters=unused)
 
     def loss_fn(db: DistilBatch) -> torch.Tensor:
         return stage_loss(trained, stage, db, settings)
