@@ -37,3 +37,37 @@ def test_real_teacher_fine_tunes_on_embedded_sentences(tmp_path):
     results = evaluate_model(teacher, corpus, SilentReporter(), splits=("test",))
     assert set(results["test"]["languages"]) == {"en", "ja", "zh"}
     assert 0.0 <= results["test"]["mean_f1"] <= 100.0
+
+
+def test_transformer_student_from_the_real_teacher_computes_its_layer_states():
+    """A transformer student at the teacher's shapes with its full-rank table (E = 384) and teacher layers
+    0..1 copied computes multilingual-e5-small's hidden_states[2] on real sentences (kept sub-words)."""
+    import numpy as np
+    from transformers import AutoModel
+
+    from xtremedistil.student.transformer import TransformerConfig, TransformerStudent, init_from_teacher
+    from xtremedistil.teacher.model import load_tokenizer
+    from xtremedistil.teacher.registry import resolve_teacher
+
+    folder = resolve_teacher("multilingual-e5-small")
+    tokenizer, model = load_tokenizer(folder), AutoModel.from_pretrained(folder).eval()
+    texts = [
+        "Angela Merkel besuchte Paris im Mai.",
+        "東京は日本の首都です。",
+        "Barack Obama was born in Hawaii.",
+    ]
+    encoded = tokenizer(texts, padding=True, return_tensors="pt")
+    kept = np.unique(np.concatenate([encoded["input_ids"].numpy().ravel(), tokenizer.all_special_ids]))
+    config = TransformerConfig(
+        teacher_vocab_size=model.config.vocab_size, vocab_size=len(kept) + 2, embedding_dim=384,
+        hidden_size=384, layers=2, heads=12, intermediate_size=1536, max_positions=64, projection_dim=384,
+        num_labels=3, layer_norm_eps=model.config.layer_norm_eps,
+    )  # fmt: skip
+    student = TransformerStudent(config, kept).eval()
+    assert init_from_teacher(student, model, tokenizer.unk_token_id) == [0, 1]
+    lengths = encoded["attention_mask"].sum(1)
+    with torch.no_grad():
+        expected = model(**encoded, output_hidden_states=True).hidden_states[2]
+        got = student.states(student.padded_ids(encoded["input_ids"], lengths), lengths)
+    real = encoded["attention_mask"].bool()
+    assert (expected - got)[real].abs().max() < 1e-4
