@@ -11,7 +11,7 @@ windows from the train text of all 31 languages), where the curve flattens (on d
 97% target over every cell of both run folders.
 
 It runs ``xtremedistil experiment CONFIG`` first (finished cells are skipped, so a rerun only adds new
-cells); ``--report-only`` rebuilds the section from the run folder's results.json.
+cells); ``--report-only`` rebuilds the section from the run folder's finished cells.
 """
 
 from __future__ import annotations
@@ -24,11 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from results import provenance, run_cli, write_section
-from xtremedistil.experiment import select
+from xtremedistil.experiment import neutral_row, select
 from xtremedistil.io import read_json
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 TARGET_RETENTION, TARGET_COMPRESSION, TARGET_SPEEDUP = 97.0, 30.0, 20.0
+
+
+def finished_cells(run_dir: Path) -> list[dict[str, Any]]:
+    """Every finished cell of an experiment folder (its ``cells/*/result.json``): an invocation stopped before
+    its end has not written results.json, yet its finished cells count."""
+    return [neutral_row(read_json(path)) for path in sorted(run_dir.glob("cells/*/result.json"))]
 
 
 def student_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -93,27 +99,41 @@ def nearest_pairs(rows: list[dict[str, Any]], key: str) -> str:
 
 
 def targets(rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any] | None]:
-    """The issue's first target: the student chosen on dev among those at ≥ 30× fewer parameters and ≥ 20×
-    the teacher's batch-32 throughput; its test retention against 97%."""
-    within = [
-        r
-        for r in rows
-        if r["compression"] >= TARGET_COMPRESSION and r["throughput_speedup"] >= TARGET_SPEEDUP
+    """The issue's first target, one student meeting all three bounds: the student chosen on dev among those
+    at ≥ 30× fewer parameters, its test retention and batch-32 speed-up against theirs; and, when that one
+    misses the speed bound, the one chosen on dev among those within both bounds."""
+
+    def verdict(ok: bool) -> str:
+        return "reached" if ok else "**not reached**"
+
+    small = [r for r in rows if r["compression"] >= TARGET_COMPRESSION]
+    if not small:
+        return "No student has ≥ 30× fewer parameters than the teacher.\n", None
+    lines = [
+        "| student (chosen on dev) | test F1 / teacher's (%) | compression (×) | batch-32 throughput (× teacher) |",
+        "|---|---:|---:|---:|",
     ]
-    if not within:
-        return "No student is within ≥ 30× compression and ≥ 20× throughput.\n", None
-    best = max(within, key=lambda r: r["dev_mean"])
-    retained = 100 * best["retained"]
-    verdict = "reached" if retained >= TARGET_RETENTION else "**not reached**"
-    text = (
-        "| measure | value | target | |\n|---|---:|---:|---|\n"
-        f"| test F1 / teacher's (%), student chosen on dev among those within the size and speed bounds "
-        f"({best['cell']['student']}) | {retained:.2f} | ≥ {TARGET_RETENTION:g} | {verdict} |\n"
-        f"| its parameter compression (×) | {best['compression']:.1f} | ≥ {TARGET_COMPRESSION:g} | reached |\n"
-        f"| its batch-32 throughput (× teacher) | {best['throughput_speedup']:.1f} | ≥ {TARGET_SPEEDUP:g} | "
-        "reached |\n"
+    candidates = [("at ≥ 30× fewer parameters", max(small, key=lambda r: r["dev_mean"]))]
+    both = [r for r in small if r["throughput_speedup"] >= TARGET_SPEEDUP]
+    if candidates[0][1]["throughput_speedup"] < TARGET_SPEEDUP and both:
+        candidates.append(("at ≥ 30× and ≥ 20× throughput", max(both, key=lambda r: r["dev_mean"])))
+    for label, r in candidates:
+        retained = 100 * r["retained"]
+        lines.append(
+            f"| {r['cell']['student']}, {label} | {retained:.2f} ({verdict(retained >= TARGET_RETENTION)}) | "
+            f"{r['compression']:.1f} ({verdict(True)}) | {r['throughput_speedup']:.1f} "
+            f"({verdict(r['throughput_speedup'] >= TARGET_SPEEDUP)}) |"
+        )
+    best = candidates[-1][1]
+    met = any(
+        100 * r["retained"] >= TARGET_RETENTION and r["throughput_speedup"] >= TARGET_SPEEDUP
+        for _, r in candidates
     )
-    return text, best
+    head = (
+        f"Target: one student with ≥ {TARGET_RETENTION:g}% of the teacher's test F1, ≥ {TARGET_COMPRESSION:g}× fewer "
+        f"parameters and ≥ {TARGET_SPEEDUP:g}× its batch-32 throughput: {verdict(met)}.\n\n"
+    )
+    return head + "\n".join(lines) + "\n", best
 
 
 def budget_picks(results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
@@ -259,7 +279,9 @@ def main() -> None:
     )
     parser.add_argument("--part", choices=("students", "transfer"), default="students")
     parser.add_argument("--config", type=Path, default=None, help="default: the part's config")
-    parser.add_argument("--report-only", action="store_true", help="rebuild the section from results.json")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rebuild the section from the finished cells"
+    )
     args = parser.parse_args()
     default = {"students": "configs/wikiann-frontier.toml", "transfer": "configs/wikiann-transfer.toml"}
     args.config = args.config or Path(default[args.part])
@@ -267,16 +289,15 @@ def main() -> None:
     seconds = None
     if not args.report_only:
         seconds, _ = run_cli(["experiment", str(args.config)], out.with_suffix(".log"))
-    results = read_json(out / "results.json")
+    results = finished_cells(out)
     if args.part == "transfer":
         frontier_dir = Path(tomllib.loads(Path(default["students"]).read_text())["output_dir"])
-        done = frontier_dir / "results.json"
-        frontier = student_rows(read_json(done)) if done.is_file() else []
+        frontier = student_rows(finished_cells(frontier_dir))
         write_section("transfer-curve", transfer_section(results, frontier, seconds))
         return
     rows = student_rows(results)
     teacher = teacher_reference(rows)
-    target_text, best = targets(rows)
+    target_text, _ = targets(rows)
     plot(rows, teacher, DOCS / "frontier.png")
     transformers = [r for r in rows if family(r) == "transformer"]
     best_transformer = max(transformers, key=lambda r: r["dev_mean"]) if transformers else None
@@ -310,8 +331,6 @@ def main() -> None:
             else ""
         )
     )
-    if best is not None:
-        body += f"\nStudent within the size and speed bounds chosen on dev: {best['key']}.\n"
     write_section("frontier", body)
 
 
