@@ -117,14 +117,20 @@ def targets(rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any] | None]:
     both = [r for r in small if r["throughput_speedup"] >= TARGET_SPEEDUP]
     if candidates[0][1]["throughput_speedup"] < TARGET_SPEEDUP and both:
         candidates.append(("at ≥ 30× and ≥ 20× throughput", max(both, key=lambda r: r["dev_mean"])))
+    anywhere = max(rows, key=lambda r: r["dev_mean"])
+    if all(
+        anywhere is not r for _, r in candidates
+    ):  # what the bounds cost: the best student on dev at any size
+        candidates.append(("at any size", anywhere))
     for label, r in candidates:
         retained = 100 * r["retained"]
         lines.append(
-            f"| {r['cell']['student']}, {label} | {retained:.2f} ({verdict(retained >= TARGET_RETENTION)}) | "
-            f"{r['compression']:.1f} ({verdict(True)}) | {r['throughput_speedup']:.1f} "
+            f"| {r['cell']['student']} ({r['transfer_windows']:,} transfer windows), {label} | {retained:.2f} "
+            f"({verdict(retained >= TARGET_RETENTION)}) | {r['compression']:.1f} "
+            f"({verdict(r['compression'] >= TARGET_COMPRESSION)}) | {r['throughput_speedup']:.1f} "
             f"({verdict(r['throughput_speedup'] >= TARGET_SPEEDUP)}) |"
         )
-    best = candidates[-1][1]
+    best = candidates[0][1]
     met = any(
         100 * r["retained"] >= TARGET_RETENTION and r["throughput_speedup"] >= TARGET_SPEEDUP
         for _, r in candidates
@@ -194,8 +200,9 @@ def transfer_section(
 ) -> str:
     rows = sorted(student_rows(results), key=lambda r: r["transfer_windows"])
     lines = [
-        "| transfer windows | dev F1 | test F1 (mean ± std) | % of teacher | dev gain per doubling | min |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| transfer windows | dev F1 | test F1 (mean ± std) | % of teacher | dev gain per doubling | parameters "
+        "| compression | × teacher throughput | min |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     flat_at = None
     for k, r in enumerate(rows):
@@ -210,7 +217,8 @@ def transfer_section(
                 flat_at = prev["transfer_windows"]
         lines.append(
             f"| {r['transfer_windows']:,} | {r['dev_mean']:.2f} | {r['test_mean']:.2f} ± {r['test_std']:.2f} | "
-            f"{100 * r['retained']:.1f} | {gain} | {r['seconds'] / 60:.1f} |"
+            f"{100 * r['retained']:.1f} | {gain} | {r['params']:,} | {r['compression']:.1f}× | "
+            f"{r['throughput_speedup']:.1f} | {r['seconds'] / 60:.1f} |"
         )
     if len(rows) < 2:
         verdict = "Fewer than two sizes have run: no curve yet."
@@ -224,14 +232,12 @@ def transfer_section(
             f"The curve flattens after {flat_at:,} windows: from there a doubling of the transfer set adds "
             f"less than {FLAT_GAIN} dev F1."
         )
-    target_text, best = targets(student_rows(results) + frontier)
+    target_text, _ = targets(student_rows(results) + frontier)
     if rows:
         plot_transfer(rows, DOCS / "transfer.png")
     chosen = (
-        f"\nChosen on dev: {best['key']} ({best['cell']['student']}, {best['transfer_windows']:,} transfer "
-        "windows).\n"
-        if best
-        else ""
+        "\nThe student keeps every sub-word of its train and transfer text, so its table (and its parameter "
+        "count) grows with the transfer set; the column `parameters` says by how much.\n"
     )
     return (
         "## Transfer-set size past the paper's 80k (`configs/wikiann-transfer.toml`)\n\n"
