@@ -286,3 +286,17 @@ def test_a_layer_map_caches_each_teacher_layer_once_and_trains(toy_config, tmp_p
     assert meta["config"]["map_layers"] == [1]
     bilstm = ["distil", str(toy_config), "--set=distil.layer_map=[[1, 2]]"]
     assert main(bilstm) == 2  # a BiLSTM has one representation: refused, with the key's name
+
+
+def test_a_capped_vocabulary_gives_a_smaller_student_that_backs_off(toy_config, tmp_path):
+    """student.max_vocab: the table keeps the most frequent sub-words; the others read as their nearest kept
+    one (a map of its own beside the cache), and the student still predicts."""
+    assert main(["distil", str(toy_config), "--set=student.max_vocab=16"]) == 0
+    run = tmp_path / "run"
+    kept = json.loads((run / "student" / "vocab.json").read_text())
+    assert len(kept) == 16  # of the 18 the toy text holds
+    assert list((run / "cache").glob("transfer-*/backoff-nearest-16.npy"))
+    predictor = load_student(run / "student")
+    assert predictor.student.has_backoff()
+    (entities,) = predictor.predict(["alice works at acme corp"])
+    assert all(e.text in "alice works at acme corp" for e in entities)

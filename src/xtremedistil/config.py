@@ -175,6 +175,9 @@ class StudentSection(Strict):
     representation: Literal["pre-activation", "post-activation"] = "pre-activation"
     # a sub-word outside the kept vocabulary: read as its nearest kept neighbour, or as UNK (the paper)
     unknown: Literal["nearest", "unk"] = "nearest"
+    # keep only the most frequent sub-words of the train + transfer text (specials always): the table, most
+    # of a small student, then no longer grows with the transfer set; None = every sub-word that occurs
+    max_vocab: int | None = Field(default=None, ge=16)
     # classification: the sentence vector is the final state of both directions ("last", the paper's), or
     # the mean or max over the text's states
     pooling: Literal["last", "mean", "max"] = "last"

@@ -224,8 +224,10 @@ def build_student(config: RunConfig, prepared: Prepared) -> StudentBase:
     """The student over the sub-words of the train + transfer text, embeddings from the teacher's SVD (a
     transformer student also takes the teacher's layers when it has the teacher's shapes)."""
     teacher = prepared.teacher
-    kept = build_vocabulary((w.input_ids for w in prepared.windows), teacher.tokenizer.all_special_ids)
     section = config.student
+    kept = build_vocabulary(
+        (w.input_ids for w in prepared.windows), teacher.tokenizer.all_special_ids, section.max_vocab
+    )
     fields: dict[str, Any] = dict(
         teacher_vocab_size=int(teacher.model.config.vocab_size),
         vocab_size=len(kept) + 2,
@@ -262,11 +264,17 @@ def build_student(config: RunConfig, prepared: Prepared) -> StudentBase:
 def _backoff_map(prepared: Prepared, table: torch.Tensor, kept: np.ndarray) -> np.ndarray:
     """``nearest_kept``, kept beside the transfer cache: the cache is keyed by teacher and windows, which
     fix the kept vocabulary and the embeddings, so a resumed run or another student of the same cache
-    reuses the map instead of searching 250k ids again."""
-    path = prepared.cache.root / "backoff-nearest.npy"
+    reuses the map instead of searching 250k ids again (a capped vocabulary, ``student.max_vocab``, has its
+    own map: the full one may point at ids the cap leaves out)."""
+    full = bool(np.isin(np.concatenate([w.input_ids for w in prepared.windows]), kept).all())
+    path = prepared.cache.root / ("backoff-nearest.npy" if full else f"backoff-nearest-{len(kept)}.npy")
     if path.is_file():
         nearest = np.load(path)
-        if nearest.shape == (table.shape[0],) and np.array_equal(nearest[kept], kept):
+        if (
+            nearest.shape == (table.shape[0],)
+            and np.array_equal(nearest[kept], kept)
+            and bool(np.isin(nearest, kept).all())
+        ):
             return nearest
     nearest = nearest_kept(table, kept, exclude=prepared.teacher.tokenizer.all_special_ids)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -319,6 +327,7 @@ KEYS_ADDED: dict[str, dict[str, Any]] = {
         "heads": None,
         "intermediate_size": None,
         "teacher_layers": [],
+        "max_vocab": None,
     },
     "distil": {"transformer_lr": 5e-4, "layer_map": []},
 }

@@ -164,6 +164,14 @@ def test_vocabulary_is_trimmed_to_seen_ids_plus_specials():
     assert kept.tolist() == [0, 2, 3, 7, 40]
 
 
+def test_a_capped_vocabulary_keeps_the_most_frequent_ids_and_every_special():
+    windows = [np.array([40, 7, 7, 9]), np.array([7, 9, 3, 50]), np.array([60])]
+    assert build_vocabulary(windows, always=[0, 2]).tolist() == [0, 2, 3, 7, 9, 40, 50, 60]
+    # room for 3 ordinary ids besides the 2 specials: 7 (3 times), 9 (twice), then the lowest id of the ties
+    assert build_vocabulary(windows, always=[0, 2], max_size=5).tolist() == [0, 2, 3, 7, 9]
+    assert build_vocabulary(windows, always=[0, 2], max_size=100).tolist() == [0, 2, 3, 7, 9, 40, 50, 60]
+
+
 def test_svd_initialisation_spans_the_top_subspace():
     rng = np.random.default_rng(0)
     # rows with a dominant 3-dimensional subspace plus small noise

@@ -51,11 +51,22 @@ class StudentConfig:
 PAD, UNK = 0, 1
 
 
-def build_vocabulary(teacher_ids: Iterable[np.ndarray], always: Sequence[int]) -> np.ndarray:
+def build_vocabulary(
+    teacher_ids: Iterable[np.ndarray], always: Sequence[int], max_size: int | None = None
+) -> np.ndarray:
     """Sorted teacher ids the student keeps: those that occur in train + transfer text, plus ``always``
-    (the tokenizer's specials). Student id = 2 + position in this array (0 = padding, 1 = unknown)."""
-    ids = [np.asarray(a, dtype=np.int64) for a in teacher_ids] + [np.asarray(always, dtype=np.int64)]
-    return np.unique(np.concatenate(ids))
+    (the tokenizer's specials). Student id = 2 + position in this array (0 = padding, 1 = unknown).
+    ``max_size``: only the most frequent ids (ties by id), the specials always, so the table does not grow
+    with the transfer set; the others read as UNK or as their nearest kept sub-word (``set_backoff``)."""
+    seen = np.concatenate([np.asarray(a, dtype=np.int64) for a in teacher_ids] or [np.zeros(0, np.int64)])
+    specials = np.unique(np.asarray(always, dtype=np.int64))
+    ids, counts = np.unique(seen, return_counts=True)
+    if max_size is not None and len(np.union1d(ids, specials)) > max_size:
+        ordinary = ~np.isin(ids, specials)
+        ids, counts = ids[ordinary], counts[ordinary]
+        room = max(0, max_size - len(specials))
+        ids = ids[np.lexsort((ids, -counts))[:room]]  # most frequent first, ties by id
+    return np.union1d(ids, specials)
 
 
 POOLINGS = ("none", "last", "mean", "max")
