@@ -153,6 +153,7 @@ class TeacherConfig(Strict):
 
 
 TRANSFORMER_STUDENT = r"^t\d+-\d+(-e\d+)?$"  # t<layers>-<hidden>[-e<embedding dim>], e.g. t4-128
+PRESETS = ("xs", "s", "base")  # both families have these
 
 
 class StudentSection(Strict):
@@ -184,7 +185,7 @@ class StudentSection(Strict):
 
     @model_validator(mode="after")
     def _preset_of_kind(self) -> StudentSection:
-        if self.kind == "bilstm" and self.preset not in ("xs", "s", "base"):
+        if self.kind == "bilstm" and self.preset not in PRESETS:
             raise ValueError(
                 f"student.preset {self.preset!r}: a bilstm student is xs, s or base"
                 + (
@@ -194,7 +195,7 @@ class StudentSection(Strict):
                 )
             )
         if self.kind == "transformer" and not (
-            self.preset in ("xs", "s", "base") or re.match(TRANSFORMER_STUDENT, self.preset)
+            self.preset in PRESETS or re.match(TRANSFORMER_STUDENT, self.preset)
         ):
             raise ValueError(
                 f"student.preset {self.preset!r}: a transformer student is xs, s, base or "

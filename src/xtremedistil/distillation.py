@@ -257,17 +257,17 @@ def build_student(config: RunConfig, prepared: Prepared) -> StudentBase:
     elif section.init == "svd":
         init_embedding_svd(student, table, teacher.tokenizer.unk_token_id)
     if section.unknown == "nearest":
-        student.set_backoff(_backoff_map(prepared, table, kept))
+        student.set_backoff(_backoff_map(config, prepared, table, kept))
     return student
 
 
-def _backoff_map(prepared: Prepared, table: torch.Tensor, kept: np.ndarray) -> np.ndarray:
+def _backoff_map(config: RunConfig, prepared: Prepared, table: torch.Tensor, kept: np.ndarray) -> np.ndarray:
     """``nearest_kept``, kept beside the transfer cache: the cache is keyed by teacher and windows, which
     fix the kept vocabulary and the embeddings, so a resumed run or another student of the same cache
     reuses the map instead of searching 250k ids again (a capped vocabulary, ``student.max_vocab``, has its
     own map: the full one may point at ids the cap leaves out)."""
-    full = bool(np.isin(np.concatenate([w.input_ids for w in prepared.windows]), kept).all())
-    path = prepared.cache.root / ("backoff-nearest.npy" if full else f"backoff-nearest-{len(kept)}.npy")
+    capped = config.student.max_vocab is not None
+    path = prepared.cache.root / (f"backoff-nearest-{len(kept)}.npy" if capped else "backoff-nearest.npy")
     if path.is_file():
         nearest = np.load(path)
         if (

@@ -255,6 +255,9 @@ class Experiment:
             "test_std": float(scores["test"].get("std", scores["test"].get("std_f1", 0.0))),
             "test_by_language": per_language(scores["test"]),
             "teacher_test_mean": teacher_test,
+            # NER: F1 of the entities found in the raw text (what predict users get), beside gold words
+            "test_raw_mean": scores["test"].get("end_to_end", {}).get("mean_f1"),
+            "teacher_test_raw_mean": teacher["test"].get("end_to_end", {}).get("mean_f1"),
             "teacher_test_by_language": per_language(teacher["test"]),
             "teacher_dev_mean": headline(teacher["dev"]),
             "retained": test_mean / teacher_test if teacher_test else 0.0,
