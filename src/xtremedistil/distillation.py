@@ -40,10 +40,9 @@ from xtremedistil.progress import Reporter, SilentReporter, Stopwatch
 from xtremedistil.segment import model_segmenter, segmenter
 from xtremedistil.student.distil import DevSet, Pool, StageSettings, run_stage
 from xtremedistil.student.families import build_family, group_names, student_sizes
-from xtremedistil.student.model import StudentBase, build_vocabulary, init_embedding_svd, nearest_kept
+from xtremedistil.student.model import StudentBase, build_vocabulary, nearest_kept
 from xtremedistil.student.saved import save_student
 from xtremedistil.student.schedule import ScheduleSettings, Stage, plan
-from xtremedistil.student.transformer import TransformerStudent, init_from_teacher
 from xtremedistil.tasks.base import Encoded
 from xtremedistil.tasks.ner import DEFAULT_DECODING
 from xtremedistil.tasks.registry import corpus_labels, headline, metric_label, task_of
@@ -252,10 +251,8 @@ def build_student(config: RunConfig, prepared: Prepared) -> StudentBase:
     torch.manual_seed(student_seed(config))
     student = build_family(section.kind, fields, kept)
     table = teacher.model.get_input_embeddings().weight  # the fine-tuned teacher's
-    if section.init == "svd" and isinstance(student, TransformerStudent):
-        init_from_teacher(student, teacher.model, teacher.tokenizer.unk_token_id, section.teacher_layers)
-    elif section.init == "svd":
-        init_embedding_svd(student, table, teacher.tokenizer.unk_token_id)
+    if section.init == "svd":
+        student.init_from_teacher(teacher.model, teacher.tokenizer.unk_token_id, section.teacher_layers)
     if section.unknown == "nearest":
         student.set_backoff(_backoff_map(config, prepared, table, kept))
     return student

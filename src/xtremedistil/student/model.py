@@ -217,6 +217,13 @@ class StudentBase(nn.Module):
     def embedding_weight(self) -> torch.Tensor:
         raise NotImplementedError
 
+    def init_from_teacher(
+        self, teacher_model: nn.Module, unk_id: int, teacher_layers: Sequence[int] = ()
+    ) -> None:
+        """Start from the (fine-tuned) teacher: the embedding by SVD of its kept rows (paper Table 7); a
+        family that can take more of the teacher overrides this."""
+        init_embedding_svd(self, teacher_model.get_input_embeddings().weight, unk_id)
+
 
 class BiLSTMStudent(StudentBase):
     def __init__(self, config: StudentConfig, kept_teacher_ids: np.ndarray) -> None:

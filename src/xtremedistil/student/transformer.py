@@ -155,6 +155,11 @@ class TransformerStudent(StudentBase):
     def embedding_weight(self) -> torch.Tensor:
         return self.embedding.words.weight
 
+    def init_from_teacher(
+        self, teacher_model: nn.Module, unk_id: int, teacher_layers: Sequence[int] = ()
+    ) -> None:
+        init_from_teacher(self, teacher_model, unk_id, teacher_layers)
+
     def forward(self, batch: Batch) -> TokenOutput:
         batch = batch.to(self.embedding_weight.device)
         lengths = batch.attention_mask.sum(1)
