@@ -120,3 +120,39 @@ def test_cache_of_another_teacher_is_refused(setup, tmp_path):
     other = CacheSpec("tiny", "other-sha", 1, 16, "tok", 32, len(LABELS))
     with pytest.raises(XtremeDistilError, match="different teacher"):
         build_cache(teacher, windows, tmp_path / "c", other, shard_size=6, batch_size=4)
+
+
+def test_attention_states_cache_holds_the_blocks_queries_keys_values(setup, tmp_path):
+    """states = "attention": the query/key/value projections inside block ``layer`` of the teacher, applied to
+    the states that enter it (hidden_states[layer - 1]), per real sub-word; no logits; a key of its own."""
+    import dataclasses
+
+    from xtremedistil.cache import LayeredCache
+    from xtremedistil.teacher.model import attention_block
+
+    teacher, windows, spec = setup
+    qkv = dataclasses.replace(spec, layer=2, states="attention", hidden_size=3 * 32, num_labels=0)
+    assert qkv.key("d") != dataclasses.replace(spec, layer=2).key("d")
+    cache = build_cache(teacher, windows, tmp_path / "a", qkv, shard_size=6, batch_size=4)
+    rows = [5, 1]
+    special = SpecialIds.from_tokenizer(teacher.tokenizer)
+    batch = collate([windows[i] for i in rows], rows, special)
+    with torch.no_grad():
+        entering = teacher.model(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True
+        ).hidden_states[1]
+        block = attention_block(teacher.model, 1)
+        expected = torch.cat([block.query(entering), block.key(entering), block.value(entering)], -1)
+    mask = batch.token_mask
+    cached = cache.outputs(rows, batch.input_ids.shape[1])
+    assert cached.hidden.shape[-1] == 96 and cached.logits.shape[-1] == 0
+    assert torch.allclose(cached.hidden[mask], expected[mask], atol=5e-3, rtol=2e-3)
+    # beside the representation layer's cache: its states come out as the records' relations
+    main = build_cache(teacher, windows, tmp_path / "c", spec, shard_size=6, batch_size=4)
+    width = batch.input_ids.shape[1]
+    both = LayeredCache(main, [], cache).outputs(rows, width)
+    assert torch.equal(both.relations, cached.hidden) and torch.equal(
+        both.hidden, main.outputs(rows, width).hidden
+    )
+    with pytest.raises(ValueError, match="BERT-like"):
+        attention_block(torch.nn.Linear(2, 2), 0)

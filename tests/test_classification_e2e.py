@@ -65,6 +65,7 @@ label_epochs = 1
 batches = 2
 warmup = 1
 latency_samples = 3
+min_seconds = 0
 batch_size = 4
 """,
         encoding="utf-8",

@@ -62,6 +62,7 @@ shard_size = 16
 batches = 2
 warmup = 1
 latency_samples = 3
+min_seconds = 0
 batch_size = 4
 """
     path = tmp_path / name
@@ -300,3 +301,29 @@ def test_a_capped_vocabulary_gives_a_smaller_student_that_backs_off(toy_config, 
     assert predictor.student.has_backoff()
     (entities,) = predictor.predict(["alice works at acme corp"])
     assert all(e.text in "alice works at acme corp" for e in entities)
+
+
+def test_attention_relations_cache_the_teachers_block_and_join_the_representation_stage(
+    toy_config, tmp_path, capsys
+):
+    """distil.attention_layer: the teacher's attention states of that block cached once per split (three
+    times its width, no logits), the first stage's objective adds the relation loss, and the run ends."""
+    args = ["distil", str(toy_config), "--set=student.kind=transformer", "--set=student.preset=t2-16"]
+    assert (
+        main(["plan", *args[1:], "--set=distil.attention_layer=2", "--set=distil.attention_weight=0.5"]) == 0
+    )
+    assert "representation + 0.5*relations" in capsys.readouterr().out
+    assert main([*args, "--set=distil.attention_layer=2", "--set=distil.attention_heads=4"]) == 0
+    run = tmp_path / "run"
+    manifests = [json.loads((p / "manifest.json").read_text()) for p in (run / "cache").iterdir()]
+    attention = [m for m in manifests if m.get("states") == "attention"]
+    assert len(attention) == 2 and all(m["layer"] == 2 and m["num_labels"] == 0 for m in attention)
+    states = [m for m in manifests if "states" not in m]
+    assert {m["hidden_size"] for m in attention} == {3 * m["hidden_size"] for m in states}
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["stages"][0]["stage"] == "1 representation"
+    assert json.loads((run / "student" / "student.json").read_text())["config"]["relations"]
+    capsys.readouterr()
+    assert main([*args, "--set=distil.attention_layer=2", "--set=distil.attention_heads=5"]) == 2
+    assert "common divisor" in capsys.readouterr().err
+    assert main(["distil", str(toy_config), "--set=distil.attention_layer=2"]) == 2  # a BiLSTM: refused

@@ -123,6 +123,24 @@ def test_tiny_grid_runs_resumes_and_adds_only_new_cells(toy_config, tmp_path, mo
     assert calls == ["D1_t0_l0_layer1_xs_s13"]  # only the added cell ran
     assert len(json.loads((run / "results.json").read_text())) == 3
 
+    # --refresh: a row without the raw-text score (an older cell) gets it from the saved student, and the
+    # speed is measured again; nothing trains
+    path = run / "cells" / "D4.1_t0_l0_layer1_xs_s13" / "result.json"
+    row = json.loads(path.read_text())
+    assert row["test_raw_mean"] is not None
+    path.write_text(json.dumps({**row, "test_raw_mean": None, "throughput": -1.0}))
+    assert main(["experiment", str(toy_config), "--refresh"]) == 0
+    assert calls == ["D1_t0_l0_layer1_xs_s13"]
+    again = json.loads(path.read_text())
+    assert again["test_raw_mean"] == pytest.approx(row["test_raw_mean"])
+    assert again["throughput"] > 0 and "speed_refreshed" in again
+    assert again["throughput_speedup"] == pytest.approx(again["throughput"] / again["teacher_throughput"])
+    # a saved student that does not score what its row says is not refreshed into it
+    path.write_text(json.dumps({**again, "test_raw_mean": None, "test_mean": again["test_mean"] + 5}))
+    capsys.readouterr()
+    assert main(["experiment", str(toy_config), "--refresh"]) == 2
+    assert "not the cell's student" in capsys.readouterr().err
+
 
 def _row(strategy, f1, *, transfer=20000, labeled=0, student="xs", seed=13):
     cell = {

@@ -44,9 +44,13 @@ def data_fingerprint(encoded: Sequence[Encoded]) -> str:
     return digest.hexdigest()
 
 
-def cache_key(teacher_sha: str, layer: int, max_length: int, data_sha: str, vector: str = "") -> str:
-    text = f"v{FORMAT_VERSION}:{teacher_sha}:{layer}:{max_length}:{data_sha}" + (
-        f":{vector}" if vector else ""
+def cache_key(
+    teacher_sha: str, layer: int, max_length: int, data_sha: str, vector: str = "", states: str = ""
+) -> str:
+    text = (
+        f"v{FORMAT_VERSION}:{teacher_sha}:{layer}:{max_length}:{data_sha}"
+        + (f":{vector}" if vector else "")
+        + (f":{states}" if states else "")
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -63,13 +67,16 @@ class CacheSpec:
     hidden_size: int
     num_labels: int
     vector: str = ""  # sequence tasks: the teacher's sentence vector ("first", "mean"); "" = per sub-word
+    # "" = the layer's states (and the logits); "attention" = the attention queries, keys and values inside
+    # block ``layer``, side by side (hidden_size = 3 x the teacher's; no logits: num_labels = 0)
+    states: str = ""
 
     def key(self, data_sha: str) -> str:
-        return cache_key(self.teacher_sha, self.layer, self.max_length, data_sha, self.vector)
+        return cache_key(self.teacher_sha, self.layer, self.max_length, data_sha, self.vector, self.states)
 
     def fields(self) -> dict[str, Any]:
-        """What the manifest records (a per-sub-word cache records no ``vector``, as before it existed)."""
-        return {k: v for k, v in vars(self).items() if k != "vector" or v}
+        """What the manifest records (no empty ``vector``/``states``, as before they existed)."""
+        return {k: v for k, v in vars(self).items() if k not in ("vector", "states") or v}
 
     @property
     def per_window(self) -> bool:
@@ -181,10 +188,13 @@ class TeacherCache:
 
 class LayeredCache:
     """The cache of the representation layer with the caches of the layer map's further teacher layers
-    (one single-layer cache each, over the same windows): ``outputs`` adds their states as ``layers``."""
+    (one single-layer cache each, over the same windows): ``outputs`` adds their states as ``layers``; and
+    the cache of one layer's attention queries/keys/values (``relations``), added as ``relations``."""
 
-    def __init__(self, main: TeacherCache, more: Sequence[TeacherCache]) -> None:
-        self.main, self.more = main, tuple(more)
+    def __init__(
+        self, main: TeacherCache, more: Sequence[TeacherCache], relations: TeacherCache | None = None
+    ) -> None:
+        self.main, self.more, self.relations = main, tuple(more), relations
 
     def __getattr__(self, name: str) -> Any:  # everything else is the main cache's
         return getattr(self.main, name)
@@ -194,10 +204,11 @@ class LayeredCache:
 
     def outputs(self, indices: Sequence[int], width: int, *, hidden: bool = True) -> TokenOutput:
         out = self.main.outputs(indices, width, hidden=hidden)
-        if not hidden or not self.more:
+        if not hidden or not (self.more or self.relations):
             return out
         layers = tuple(cache.outputs(indices, width).hidden for cache in self.more)
-        return TokenOutput(out.logits, out.hidden, out.mask, layers)  # type: ignore[arg-type]
+        relations = self.relations.outputs(indices, width).hidden if self.relations else None
+        return TokenOutput(out.logits, out.hidden, out.mask, layers, relations)  # type: ignore[arg-type]
 
 
 def _shard_file(k: int, name: str) -> str:
@@ -338,8 +349,9 @@ def _write_shard(
     if spec.per_window:  # one row per window: offsets are 0, 1, 2, ...
         lengths = np.ones(len(windows), dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    hidden = np.empty((offsets[-1], teacher.model.config.hidden_size), dtype=np.float16)
-    logits = np.empty((offsets[-1], len(teacher.labels)), dtype=np.float16)
+    hidden = np.empty((offsets[-1], spec.hidden_size), dtype=np.float16)
+    logits = np.empty((offsets[-1], spec.num_labels), dtype=np.float16)
+    attention = spec.states == "attention"
     with torch.inference_mode():
         for batch in iterate_batches(windows, batch_size, special, shuffle=False):
             if spec.per_window:
@@ -352,10 +364,12 @@ def _write_shard(
                         on_logits(first + i, out.logits[row].float().numpy())
                 advance(len(batch))
                 continue
-            out = teacher(batch, layer=spec.layer).to("cpu")
+            out = teacher(batch, layer=spec.layer, **({"attention": True} if attention else {})).to("cpu")
             for row, i in enumerate(batch.index.tolist()):
                 a, b = offsets[i], offsets[i + 1]
                 hidden[a:b] = out.hidden[row, 1 : b - a + 1].numpy()
+                if attention:
+                    continue
                 logits[a:b] = out.logits[row, 1 : b - a + 1].numpy()
                 if on_logits is not None:
                     on_logits(first + i, out.logits[row, 1 : b - a + 1].float().numpy())

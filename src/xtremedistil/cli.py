@@ -182,6 +182,14 @@ def experiment(
         float | None, typer.Option(help="Budget: dev F1 at least this fraction of the teacher's (e.g. 0.95).")
     ] = None,
     device: DeviceOpt = None,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="Train nothing: measure the finished cells' saved students again (speed, paired with the "
+            "teacher; NER raw-text F1 where a row lacks it) and rewrite the report.",
+        ),
+    ] = False,
 ) -> None:
     """Run the [experiment] grid (strategies x transfer sizes x labeled sizes x layers x students x seeds) on
     shared teachers and caches; one row per cell in results.csv/.json/.md plus results.png. Finished cells
@@ -192,7 +200,7 @@ def experiment(
 
     cfg = _load(config, set_, output, task, device)
     with _launched(cfg):
-        results = run_experiment(cfg, _reporter())
+        results = run_experiment(cfg, _reporter(), refresh=refresh)
         main_process = _is_main()
     if not main_process:  # under torchrun, rank 0 reports and selects
         return

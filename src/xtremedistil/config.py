@@ -219,6 +219,15 @@ class DistilSection(Strict):
     # layers count from 1 (the output of its first encoder layer), teacher layers as `layer`; e.g.
     # [[2, 3]] for a 4-layer student. Each teacher layer is cached once more (its own cache).
     layer_map: list[tuple[int, int]] = []
+    # transformer students: MiniLMv2's self-attention relation loss joins the representation loss: the
+    # relations (softmax of scaled dot products) of the queries, keys and values of the student's top layer
+    # against those inside teacher block `attention_layer` (counted as `layer`: the block that outputs
+    # hidden_states[attention_layer]); None = off. Its attention states are cached once (3 x the teacher's
+    # width per sub-word). `attention_heads`: the relation heads both widths are cut into (None = the
+    # student's heads); `attention_weight`: the relation loss's weight beside the representation loss.
+    attention_layer: int | None = Field(default=None, ge=1)
+    attention_heads: int | None = Field(default=None, ge=1)
+    attention_weight: float = Field(default=1.0, gt=0)
     representation_loss: Literal["mse", "kl"] = "mse"
     # classification: the teacher's layer vector the student's sentence vector matches: the mean over the
     # text's sub-words, or the first token's (the paper's CLS: nearly constant at e5's middle layer, see
@@ -259,6 +268,12 @@ class SpeedSection(Strict):
     batches: int = Field(default=10, ge=1)
     warmup: int = Field(default=2, ge=0)
     latency_samples: int = Field(default=100, ge=1)
+    # throughput: the fixed batches are timed again in turn until their times add up to this many seconds
+    min_seconds: float = Field(default=1.0, ge=0)
+
+    def measure_kwargs(self, **override: Any) -> dict[str, Any]:
+        """The keyword arguments of ``speed.measure_model``."""
+        return self.model_dump() | override
 
 
 class ExperimentCell(Strict):
@@ -314,6 +329,11 @@ class RunConfig(Strict):
             raise ValueError(
                 'distil.layer_map matches a transformer student\'s layers; set student.kind = "transformer" '
                 "(a BiLSTM student has one representation, matched to distil.layer)"
+            )
+        if self.distil.attention_layer is not None and self.student.kind != "transformer":
+            raise ValueError(
+                "distil.attention_layer matches a transformer student's attention; set student.kind = "
+                '"transformer" (a BiLSTM student has no attention)'
             )
         return self
 

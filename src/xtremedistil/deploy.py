@@ -140,10 +140,7 @@ def run_benchmark(run_dir: Path, reporter: Reporter | None = None) -> dict[str, 
             forward,
             data.encoded,
             special,
-            batch_size=s.batch_size,
-            batches=s.batches,
-            warmup=s.warmup,
-            latency_samples=s.latency_samples,
+            **s.measure_kwargs(),
         )
         scores, tags[name] = evaluate_set(
             forward,

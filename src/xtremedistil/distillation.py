@@ -66,6 +66,7 @@ def schedule_settings(config: RunConfig) -> ScheduleSettings:
         patience=d.patience,
         joint_weights=tuple(d.joint_weights.items()),
         layer_groups=group_names(config.student),
+        relation_weight=d.attention_weight if d.attention_layer is not None else 0.0,
     )
 
 
@@ -79,10 +80,16 @@ def stage_settings(config: RunConfig) -> StageSettings:
         representation_kind=d.representation_loss,
         temperature=d.temperature,
         logit_positions=d.logit_positions,
+        relation_heads=relation_heads(config),
         eval_every=d.eval_every,
         seed=student_seed(config),
         checkpoint_every=d.checkpoint_every,
     )
+
+
+def relation_heads(config: RunConfig) -> int:
+    """The self-attention relation loss's heads: ``distil.attention_heads``, else the student's heads."""
+    return config.distil.attention_heads or int(student_sizes(config.student).get("heads") or 1)
 
 
 def student_seed(config: RunConfig) -> int:
@@ -168,26 +175,49 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwat
     caches: dict[str, Any] = {}
     dev_logits: list[np.ndarray | None] = [None] * len(dev_enc)
     mapped = [teacher_layer for _, teacher_layer in config.distil.layer_map]
+    attention = config.distil.attention_layer
+    relation_spec = None
+    if attention is not None:  # the attention states of one teacher block, per sub-word (a sequence task too)
+        relation_spec = dataclasses.replace(
+            spec,
+            layer=attention,
+            vector="",
+            states="attention",
+            hidden_size=3 * spec.hidden_size,
+            num_labels=0,
+        )
     for name, enc in (("transfer", windows), ("dev", dev_enc)):
         fingerprint = data_fingerprint(enc)
-        built = []
-        for layer in [spec.layer, *mapped]:  # the layer map's further teacher layers: one cache each
-            layer_spec = dataclasses.replace(spec, layer=layer)
+
+        def cached(cache_spec: CacheSpec, description: str, on_logits: Any = None) -> TeacherCache:
             with watch("teacher cache"):
-                built.append(
-                    build_cache(
-                        teacher,
-                        enc,
-                        cache_root / f"{name}-{layer_spec.key(fingerprint)}",
-                        layer_spec,
-                        shard_size=config.cache.shard_size,
-                        batch_size=config.cache.batch_size,
-                        reporter=reporter,
-                        description=f"cache teacher layer {layer} + logits ({name})",
-                        on_logits=dev_logits.__setitem__ if name == "dev" and layer == spec.layer else None,
-                    )
+                return build_cache(
+                    teacher,
+                    enc,  # noqa: B023  (called inside this iteration)
+                    cache_root / f"{name}-{cache_spec.key(fingerprint)}",  # noqa: B023
+                    cache_spec,
+                    shard_size=config.cache.shard_size,
+                    batch_size=config.cache.batch_size,
+                    reporter=reporter,
+                    description=f"{description} ({name})",  # noqa: B023
+                    on_logits=on_logits,
                 )
-        caches[name] = LayeredCache(built[0], built[1:]) if mapped else built[0]
+
+        built = [  # the representation layer, then the layer map's further teacher layers: one cache each
+            cached(
+                dataclasses.replace(spec, layer=layer),
+                f"cache teacher layer {layer} + logits",
+                dev_logits.__setitem__ if name == "dev" and layer == spec.layer else None,
+            )
+            for layer in [spec.layer, *mapped]
+        ]
+        relations = (
+            cached(relation_spec, f"cache teacher attention states of block {attention}")
+            if relation_spec is not None
+            else None
+        )
+        layered = bool(mapped) or relations is not None
+        caches[name] = LayeredCache(built[0], built[1:], relations) if layered else built[0]
     dev = DevSet(
         dev_set,
         Pool(dev_enc, caches["dev"], np.arange(len(dev_enc))),
@@ -248,6 +278,19 @@ def build_student(config: RunConfig, prepared: Prepared) -> StudentBase:
                     f"layers 0..{teacher.num_layers}"
                 )
         fields["layer_norm_eps"] = float(getattr(teacher.model.config, "layer_norm_eps", 1e-12))
+        attention = config.distil.attention_layer
+        fields["relations"] = attention is not None
+        if attention is not None:
+            heads, widths = relation_heads(config), (fields["hidden_size"], fields["projection_dim"])
+            if not 1 <= attention <= teacher.num_layers:
+                raise ConfigError(
+                    f"distil.attention_layer = {attention}: the teacher's blocks are 1..{teacher.num_layers}"
+                )
+            if any(w % heads for w in widths):
+                raise ConfigError(
+                    f"distil.attention_heads = {heads}: the relation heads cut the student's width "
+                    f"{widths[0]} and the teacher's {widths[1]} into equal parts; choose a common divisor"
+                )
     torch.manual_seed(student_seed(config))
     student = build_family(section.kind, fields, kept)
     table = teacher.model.get_input_embeddings().weight  # the fine-tuned teacher's
@@ -326,7 +369,13 @@ KEYS_ADDED: dict[str, dict[str, Any]] = {
         "teacher_layers": [],
         "max_vocab": None,
     },
-    "distil": {"transformer_lr": 5e-4, "layer_map": []},
+    "distil": {
+        "transformer_lr": 5e-4,
+        "layer_map": [],
+        "attention_layer": None,
+        "attention_heads": None,
+        "attention_weight": 1.0,
+    },
 }
 
 CLASSIFICATION_KEYS = {

@@ -29,14 +29,14 @@ from xtremedistil.distillation import (
     schedule_settings,
     student_meta,
 )
-from xtremedistil.errors import ConfigError
+from xtremedistil.errors import ConfigError, XtremeDistilError
 from xtremedistil.io import read_json, write_json, write_text
 from xtremedistil.pipeline import evaluate_model, scored_as
 from xtremedistil.progress import Reporter, SilentReporter
 from xtremedistil.segment import model_segmenter
 from xtremedistil.speed import measure_model, parameter_counts
 from xtremedistil.student.distil import DevSet, Pool
-from xtremedistil.student.saved import save_student
+from xtremedistil.student.saved import load_student_model, save_student
 from xtremedistil.student.schedule import plan
 from xtremedistil.tasks.registry import headline, per_language, summarise_languages
 from xtremedistil.training import setup_torch
@@ -136,7 +136,6 @@ class Experiment:
         self.reporter = reporter or SilentReporter()
         self.run_dir = Path(config.output_dir)
         self._prepared: dict[tuple[int, int], Prepared] = {}
-        self._teacher_speed: dict[int, dict[str, float]] = {}
 
     def prepared(self, cell: Cell) -> tuple[RunConfig, Prepared]:
         """The cell's own config, and the data/teacher/cache it shares with cells of equal labels and layer."""
@@ -197,6 +196,52 @@ class Experiment:
             f"({result['retained'] * 100:.1f}% of the teacher) in {result['seconds'] / 60:.1f} min"
         )
 
+    def refresh(self) -> int:
+        """Bring the finished cells' rows up to date from their saved students, without training again:
+        the raw-text test F1 of rows written before rows recorded it (joint cells), and the speed of student
+        and teacher measured again, paired, with the config's ``[speed]`` (``speed_refreshed`` says when).
+        Returns the number of cells refreshed."""
+        done = [c for c in grid(self.config) if (self.cell_dir(c) / RESULT).is_file()]
+        for k, cell in enumerate(done, 1):
+            path = self.cell_dir(cell) / RESULT
+            row = neutral_row(read_json(path))
+            folders = sorted(self.cell_dir(cell).glob("*/student"))
+            if not folders:
+                self.reporter.info(f"[{k}/{len(done)}] {cell.key}: no saved student, left as it is")
+                continue
+            config, prepared = self.prepared(cell)
+            students = [load_student_model(folder)[0].eval() for folder in folders]
+            if prepared.task.name == "ner" and row.get("test_raw_mean") is None and cell.strategy != "D0":
+                scores = self._evaluate(
+                    students[0], config, prepared, {"test": prepared.corpus.split("test")}
+                )
+                if abs(headline(scores["test"]) - row["test_mean"]) > 1e-6:
+                    raise XtremeDistilError(
+                        f"the saved student scores {headline(scores['test']):.4f} at gold words, the row says "
+                        f"{row['test_mean']:.4f}: not the cell's student or not its data",
+                        path=path,
+                    )
+                row["test_raw_mean"] = scores["test"]["end_to_end"]["mean_f1"]
+                row["teacher_test_raw_mean"] = self.teacher_scores(cell, config, prepared)["test"][
+                    "end_to_end"
+                ]["mean_f1"]
+            speed, teacher_speed = self.student_speed(students, prepared), self.teacher_speed(prepared)
+            row |= {
+                "throughput": speed["throughput"],
+                "latency_ms": speed["latency_ms_median"],
+                "latency_ms_p95": speed["latency_ms_p95"],
+                "throughput_speedup": speed["throughput"] / teacher_speed["throughput"],
+                "teacher_throughput": teacher_speed["throughput"],
+                "teacher_latency_ms": teacher_speed["latency_ms_median"],
+                "speed_refreshed": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
+            write_json(path, row)
+            self.reporter.info(
+                f"[{k}/{len(done)}] {cell.key}: {row['throughput_speedup']:.1f}x the teacher's throughput"
+                + (f", raw-text test F1 {row['test_raw_mean']:.2f}" if row.get("test_raw_mean") else "")
+            )
+        return len(done)
+
     def cell_dir(self, cell: Cell) -> Path:
         return self.run_dir / "cells" / cell.key
 
@@ -237,7 +282,7 @@ class Experiment:
         else:
             scores, students, stages = self._joint(cell, config, prepared, all_pools)
         speed = self.student_speed(students, prepared)
-        teacher_speed = self.teacher_speed(cell, prepared)
+        teacher_speed = self.teacher_speed(prepared)
         counts = [parameter_counts(student, student.embedding) for student in students]
         params = {key: sum(c[key] for c in counts) for key in ("total", "embedding")}
         teacher_params = parameter_counts(
@@ -289,35 +334,27 @@ class Experiment:
         """Speed of a cell's students on the dev windows. D0's students (one per language, same size) each
         serve their own language, so a request meets one of them: the mean over students of each measure
         (while its parameters are the sum: all of them must be deployed)."""
-        s = self.config.speed
         speeds = [
             measure_model(
                 lambda b, student=student: student(b).logits,
                 prepared.dev.pool.encoded,
                 prepared.special,
-                batch_size=s.batch_size,
-                batches=s.batches,
-                warmup=s.warmup,
-                latency_samples=s.latency_samples,
+                **self.config.speed.measure_kwargs(),
             )
             for student in students
         ]
         return {key: float(np.mean([m[key] for m in speeds])) for key in speeds[0]}
 
-    def teacher_speed(self, cell: Cell, prepared: Prepared) -> dict[str, float]:
-        if cell.labeled_size not in self._teacher_speed:
-            teacher = prepared.teacher
-            s = self.config.speed
-            self._teacher_speed[cell.labeled_size] = measure_model(
-                lambda b: teacher(b).logits,
-                prepared.dev.pool.encoded,
-                prepared.special,
-                batch_size=s.batch_size,
-                batches=s.batches,
-                warmup=s.warmup,
-                latency_samples=min(s.latency_samples, 20),
-            )
-        return self._teacher_speed[cell.labeled_size]
+    def teacher_speed(self, prepared: Prepared) -> dict[str, float]:
+        """The teacher's speed on the same windows, measured again for every cell right after its students:
+        a ratio of two measurements taken minutes apart on a shared machine moves with whatever else ran."""
+        s = self.config.speed
+        return measure_model(
+            lambda b: prepared.teacher(b).logits,
+            prepared.dev.pool.encoded,
+            prepared.special,
+            **s.measure_kwargs(latency_samples=min(s.latency_samples, 20)),
+        )
 
     def _train(
         self,
@@ -423,13 +460,23 @@ def _language_dev(prepared: Prepared, lang: str) -> DevSet:
     return DevSet(data, pool, prepared.task, prepared.special, dev.scheme)
 
 
-def run_experiment(config: RunConfig, reporter: Reporter | None = None) -> list[dict[str, Any]]:
-    """Run (or resume) the grid, then write results.csv/.json/.md and the plots."""
+def run_experiment(
+    config: RunConfig, reporter: Reporter | None = None, *, refresh: bool = False
+) -> list[dict[str, Any]]:
+    """Run (or resume) the grid, then write results.csv/.json/.md and the plots. ``refresh``: train nothing;
+    update the finished cells' rows from their saved students (``Experiment.refresh``)."""
     from xtremedistil.experiment_report import write_experiment_report
 
     setup_torch(config.threads, config.seed)
     context = distributed.setup(config.device)
-    results = Experiment(config, reporter).run()
+    experiment = Experiment(config, reporter)
+    if refresh:
+        if context.distributed:
+            raise ConfigError("experiment --refresh runs in one process (it measures speed)")
+        experiment.refresh()
+        results = experiment.results()
+    else:
+        results = experiment.run()
     if context.is_main:
         write_experiment_report(Path(config.output_dir), results)
     return results

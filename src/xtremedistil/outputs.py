@@ -19,6 +19,9 @@ class TokenOutput:
     # the layer map's further matches (``distil.layer_map``), pair by pair: the teacher's layer states, or
     # the student's layer states through each pair's projection; () without a map
     layers: tuple[torch.Tensor, ...] = ()
+    # the self-attention relation loss (``distil.attention_layer``): one layer's attention queries, keys and
+    # values side by side (B, T, 3 x width), the teacher's from its cache, the student's from its top layer
+    relations: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> TokenOutput:
         """The record on ``device`` (itself when it is there already)."""
@@ -33,6 +36,7 @@ class TokenOutput:
             move(self.hidden),
             move(self.mask),
             tuple(layer.to(device) for layer in self.layers),
+            move(self.relations),
         )
 
     @property

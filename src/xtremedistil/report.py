@@ -54,12 +54,7 @@ def measure_and_report(
     sentences = prepared.task.inputs(gold, segment)
     encoded, _ = prepared.task.encode(sentences, teacher.tokenizer, int(teacher.meta["max_length"]))
     s = config.speed
-    kwargs = {
-        "batch_size": s.batch_size,
-        "batches": s.batches,
-        "warmup": s.warmup,
-        "latency_samples": s.latency_samples,
-    }
+    kwargs = s.measure_kwargs()
     # a ready teacher's files are where the user keeps the model; a reused one's in its own run
     teacher_files = (
         Path(teacher.meta["ready"]["source"]) if teacher.is_ready else teacher_folder(config, run_dir)

@@ -39,8 +39,13 @@ def measure_model(
     latency_samples: int = 100,
     bucketing: bool = True,
     pad_to: int | None = None,
+    min_seconds: float = 0.0,
 ) -> dict[str, float]:
-    """Throughput (windows/s) at ``batch_size`` and latency at batch 1 (ms, median and p95)."""
+    """Throughput (windows/s) at ``batch_size`` and latency at batch 1 (ms, median and p95).
+
+    ``min_seconds``: time the same batches again, in turn, until the timed ones add up to at least this
+    long. A small student's ten batches take a few tens of milliseconds, so one busy moment of a shared
+    machine moves its median; a longer sample of the same batches does not (the teacher's take seconds)."""
     order = batch_indices([len(e) for e in encoded], batch_size, shuffle=True, seed=0, bucketing=bucketing)
     full = [b for b in order if len(b) == batch_size][: warmup + batches]
     if len(full) <= warmup:
@@ -53,6 +58,12 @@ def measure_model(
             _finished(forward(batch))
             if k >= warmup:
                 batch_times.append(time.perf_counter() - start)
+        timed = prepared[warmup:]
+        while sum(batch_times) < min_seconds and len(batch_times) < 10_000:
+            batch = timed[len(batch_times) % len(timed)]
+            start = time.perf_counter()
+            _finished(forward(batch))
+            batch_times.append(time.perf_counter() - start)
         singles = [
             collate([encoded[i]], [i], special) for i in range(min(latency_samples + warmup, len(encoded)))
         ]

@@ -86,3 +86,44 @@ def test_logit_losses_read_word_starts_only_by_default():
     every = objective({"logits": 1.0}, student, teacher, batch, logit_positions="all")
     assert every.item() == pytest.approx(logit_loss(student, teacher, batch.token_mask).item())
     assert every.item() != pytest.approx(objective({"logits": 1.0}, student, teacher, batch).item())
+
+
+def _reference_relation_loss(student, teacher, mask, heads):
+    """The relation loss written out position by position (what ``relation_loss`` computes batched)."""
+    values = []
+    for s_all, t_all in zip(student.chunk(3, -1), teacher.chunk(3, -1), strict=True):
+        per = []
+        for b in range(mask.shape[0]):
+            real = mask[b].nonzero().flatten()
+            for h in range(heads):
+                s = s_all[b, real].chunk(heads, -1)[h]
+                t = t_all[b, real].chunk(heads, -1)[h]
+                p_s = torch.softmax(s @ s.T / s.shape[-1] ** 0.5, -1)
+                p_t = torch.softmax(t @ t.T / t.shape[-1] ** 0.5, -1)
+                per.append((p_t * (p_t.log() - p_s.log())).sum(-1))  # one value per query position
+        values.append(torch.cat(per).mean())
+    return torch.stack(values).mean()
+
+
+def test_relation_loss_compares_attention_relations_across_widths():
+    from xtremedistil.student.losses import relation_loss
+
+    g = torch.Generator().manual_seed(3)
+    mask = torch.tensor([[False, True, True, True, False], [False, True, True, False, False]])
+    student = torch.randn(2, 5, 3 * 8, generator=g, requires_grad=True)
+    teacher = torch.randn(2, 5, 3 * 24, generator=g)
+    logits = torch.zeros(2, 5, 3)
+    out = TokenOutput(logits, relations=student)
+    value = relation_loss(out, TokenOutput(logits, relations=teacher), mask, heads=4)
+    assert torch.allclose(value, _reference_relation_loss(student, teacher, mask, 4), atol=1e-5)
+    assert value > 0
+    value.backward()
+    assert torch.isfinite(student.grad).all() and (student.grad[~mask] == 0).all()
+    # padding and specials are read by neither side; equal relations cost nothing
+    noisy = teacher.clone()
+    noisy[~mask] = 100.0
+    again = relation_loss(out, TokenOutput(logits, relations=noisy), mask, heads=4)
+    assert torch.allclose(again, value)
+    assert relation_loss(out, out, mask, heads=2).abs() < 1e-6
+    with pytest.raises(ValueError, match="attention states"):
+        relation_loss(TokenOutput(logits), TokenOutput(logits, relations=teacher), mask, heads=4)

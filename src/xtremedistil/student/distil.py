@@ -84,6 +84,7 @@ class StageSettings:
     representation_kind: str = "mse"
     temperature: float = 2.0
     logit_positions: str = "word-start"
+    relation_heads: int = 1  # the self-attention relation loss's heads
     eval_every: int = 0
     seed: int = 13
     checkpoint_every: int = 500
@@ -104,6 +105,7 @@ def stage_loss(
         representation_kind=settings.representation_kind,
         temperature=settings.temperature,
         logit_positions=settings.logit_positions,
+        relation_heads=settings.relation_heads,
     )
 
 

@@ -42,6 +42,28 @@ def _state_loss(
     return _masked_mean((student - teacher) ** 2, mask)
 
 
+def relation_loss(student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor, heads: int) -> torch.Tensor:
+    """MiniLMv2's self-attention relation loss: for the queries, the keys and the values of one attention
+    layer each, the rows of softmax(X_r X_r^T / sqrt(d_r)) over ``heads`` relation heads (the width cut into
+    ``heads`` parts, so teacher and student need not have the same width or heads), the student's against the
+    teacher's by KL, over real sub-words (as query and as key); the mean over the three and the heads."""
+    if student.relations is None or teacher.relations is None:
+        raise ValueError("the relation loss needs both sides' attention states, per sub-word")
+    keys = mask[:, None, None, :]  # (B, 1, 1, T)
+
+    def log_relations(states: torch.Tensor) -> torch.Tensor:  # (B, T, W) -> (B, heads, T, T)
+        parts = states.unflatten(-1, (heads, -1)).transpose(1, 2)
+        scores = parts @ parts.transpose(-1, -2) / parts.shape[-1] ** 0.5
+        return F.log_softmax(scores.masked_fill(~keys, -1e9), dim=-1)  # finite: no inf - inf
+
+    total = []
+    for s, t in zip(student.relations.chunk(3, -1), teacher.relations.chunk(3, -1), strict=True):
+        log_s, log_t = log_relations(s), log_relations(t)
+        kl = (log_t.exp() * (log_t - log_s)).masked_fill(~keys, 0.0).sum(-1)  # (B, heads, T)
+        total.append(_masked_mean(kl.transpose(1, 2), mask))
+    return torch.stack(total).mean()
+
+
 def logit_loss(student: TokenOutput, teacher: TokenOutput, mask: torch.Tensor | None) -> torch.Tensor:
     """L_LL: MSE between student and teacher logits (no temperature), as in the paper."""
     return _masked_mean((student.logits - teacher.logits) ** 2, mask)
@@ -70,7 +92,7 @@ def soft_target_loss(
     return _masked_mean(kl, mask) * temperature**2
 
 
-LOSSES = ("representation", "logits", "labels", "soft")
+LOSSES = ("representation", "relations", "logits", "labels", "soft")
 
 
 def objective(
@@ -82,6 +104,7 @@ def objective(
     representation_kind: str = "mse",
     temperature: float = 2.0,
     logit_positions: str = "word-start",
+    relation_heads: int = 1,
 ) -> torch.Tensor:
     """A stage's objective: the weighted sum of the named losses (one name for the paper's stage-wise
     method, several for the joint-loss baselines).
@@ -103,6 +126,8 @@ def objective(
             raise ValueError(f"loss {name!r} needs teacher outputs")
         elif name == "representation":
             value = representation_loss(student, teacher, mask, representation_kind)
+        elif name == "relations":
+            value = relation_loss(student, teacher, batch.token_mask, relation_heads)  # per sub-word
         elif name == "logits":
             value = logit_loss(student, teacher, logit_mask)
         elif name == "soft":

@@ -39,7 +39,7 @@ class Stage:
     @property
     def needs_hidden(self) -> bool:
         """Whether the stage reads the teacher's layer states (the bulk of the cache), not only its logits."""
-        return any(name == "representation" for name, _ in self.losses)
+        return any(name in ("representation", "relations") for name, _ in self.losses)
 
     def describe(self) -> str:
         losses = " + ".join(name if w == 1.0 else f"{w:g}*{name}" for name, w in self.losses)
@@ -59,6 +59,7 @@ class ScheduleSettings:
     patience: int = 2
     joint_weights: tuple[tuple[str, float], ...] = (("labels", 1.0), ("logits", 1.0), ("representation", 1.0))
     layer_groups: tuple[str, ...] = LAYER_GROUPS  # the student's, top to bottom (the BiLSTM's by default)
+    relation_weight: float = 0.0  # > 0: the self-attention relation loss joins the representation loss
 
 
 def _unfreezing(
@@ -82,7 +83,8 @@ def _whole(
 def plan(s: ScheduleSettings) -> list[Stage]:
     """The list of stages of a strategy."""
     weights = dict(s.joint_weights)
-    rep = (("representation", 1.0),)
+    relations = (("relations", s.relation_weight),) if s.relation_weight > 0 else ()
+    rep = (("representation", 1.0), *relations)
     logits = (("logits", 1.0),)
     labels = (("labels", 1.0),)
     labels_logits = (("labels", weights.get("labels", 1.0)), ("logits", weights.get("logits", 1.0)))
@@ -97,7 +99,7 @@ def plan(s: ScheduleSettings) -> list[Stage]:
             kd = (("labels", weights.get("labels", 1.0)), ("soft", weights.get("logits", 1.0)))
             return [_whole("labels+soft", kd, "labeled+transfer", s.joint_epochs, s)]
         case "D2":
-            joint = (*labels_logits, ("representation", weights.get("representation", 1.0)))
+            joint = (*labels_logits, ("representation", weights.get("representation", 1.0)), *relations)
             return [_whole("labels+logits+repr", joint, "labeled+transfer", s.joint_epochs, s)]
         case "D3.1":
             return [stage1, _whole("2 labels+logits", labels_logits, "labeled+transfer", s.joint_epochs, s)]

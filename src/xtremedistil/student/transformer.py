@@ -49,6 +49,9 @@ class TransformerConfig:
     # student layers (1..layers) the layer map also matches to teacher layers, one projection each; the
     # projections serve training only (inference and the ONNX graph never run them)
     map_layers: tuple[int, ...] = ()
+    # the top layer's attention queries, keys and values go out with the outputs (the self-attention relation
+    # loss, ``distil.attention_layer``); training only, as the map projections
+    relations: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -107,16 +110,22 @@ class EncoderLayer(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.attention_dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
-        """(B, T, H), attend (B, 1, 1, T) bool (True = a real position to attend to) -> (B, T, H)."""
+    def forward(
+        self, x: torch.Tensor, attend: torch.Tensor, keep: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """(B, T, H), attend (B, 1, 1, T) bool (True = a real position to attend to) -> (B, T, H); ``keep``
+        receives the queries, keys and values side by side (B, T, 3H)."""
 
         def split(y: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, heads, T, H / heads)
             return y.unflatten(-1, (self.heads, -1)).transpose(1, 2)
 
+        query, key, value = self.query(x), self.key(x), self.value(x)
+        if keep is not None:
+            keep.append(torch.cat([query, key, value], -1))
         context = F.scaled_dot_product_attention(
-            split(self.query(x)),
-            split(self.key(x)),
-            split(self.value(x)),
+            split(query),
+            split(key),
+            split(value),
             attn_mask=attend,
             dropout_p=self.attention_dropout if self.training else 0.0,
         )
@@ -164,8 +173,9 @@ class TransformerStudent(StudentBase):
         batch = batch.to(self.embedding_weight.device)
         lengths = batch.attention_mask.sum(1)
         every: list[torch.Tensor] = []
+        relations: list[torch.Tensor] | None = [] if self.config.relations else None
         projected, activated, logits = self._layers(
-            self.read_ids(batch), lengths, every if self.maps else None
+            self.read_ids(batch), lengths, every if self.maps else None, relations
         )
         hidden = projected if self.config.representation == "pre-activation" else activated
         mask = None if self.config.pooling != "none" else batch.token_mask
@@ -173,20 +183,31 @@ class TransformerStudent(StudentBase):
             project(self._pooled(every[i - 1], lengths))
             for project, i in zip(self.maps, self.config.map_layers, strict=True)
         )
-        return TokenOutput(logits=logits, hidden=hidden, mask=mask, layers=layers)
+        return TokenOutput(
+            logits=logits,
+            hidden=hidden,
+            mask=mask,
+            layers=layers,
+            relations=relations[0] if relations else None,
+        )
 
     def logits(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Inference from tensors (the graph ONNX export traces), as ``BiLSTMStudent.logits``."""
         return self._layers(self.padded_ids(input_ids, lengths), lengths)[2]
 
     def states(
-        self, ids: torch.Tensor, lengths: torch.Tensor, every: list[torch.Tensor] | None = None
-    ) -> torch.Tensor:  # (B, T) -> (B, T, H); ``every`` collects each layer's output
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        every: list[torch.Tensor] | None = None,
+        relations: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:  # (B, T) -> (B, T, H); ``every`` collects each layer's output, ``relations`` the top
+        # layer's attention queries, keys and values
         positions = torch.ones_like(ids).cumsum(1) - 1
         attend = (positions < lengths.unsqueeze(1))[:, None, None, :]  # (B, 1, 1, T)
         x = self.embedding(ids)
-        for layer in self.encoder:
-            x = layer(x, attend)
+        for k, layer in enumerate(self.encoder):
+            x = layer(x, attend, relations if k == len(self.encoder) - 1 else None)
             if every is not None:
                 every.append(x)
         return x
@@ -195,9 +216,15 @@ class TransformerStudent(StudentBase):
         return states if self.config.pooling == "none" else _pool(states, lengths, self.config.pooling)
 
     def _layers(
-        self, ids: torch.Tensor, lengths: torch.Tensor, every: list[torch.Tensor] | None = None
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        every: list[torch.Tensor] | None = None,
+        relations: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        states = self._pooled(self.states(ids, lengths, every), lengths)  # (B, T, H), or (B, H) pooled
+        states = self._pooled(
+            self.states(ids, lengths, every, relations), lengths
+        )  # (B, T, H), or (B, H) pooled
         projected = self.projection(states)
         activated = F.gelu(projected)
         return projected, activated, self.head(self.dropout(activated))

@@ -188,22 +188,43 @@ class Teacher(nn.Module):
     def num_layers(self) -> int:
         return int(self.model.config.num_hidden_layers)
 
-    def forward(self, batch: Batch, layer: int | None = None, vector: str = "first") -> TokenOutput:
-        """Logits, and with ``layer`` that layer's states (a sequence task: its ``vector``, one per row)."""
+    def forward(
+        self, batch: Batch, layer: int | None = None, vector: str = "first", attention: bool = False
+    ) -> TokenOutput:
+        """Logits, and with ``layer`` that layer's states (a sequence task: its ``vector``, one per row); with
+        ``attention`` instead the attention queries, keys and values inside block ``layer`` (the one that
+        outputs hidden_states[layer]), side by side (B, T, 3H)."""
         device = self.model.device
         batch = batch.to(device)
+        kept: list[torch.Tensor] = []
+        hooks = []
+        if attention:
+            if layer is None or not 1 <= layer <= self.num_layers:
+                raise ValueError(f"attention states: a block 1..{self.num_layers}, not {layer}")
+            block = attention_block(self.model, layer - 1)
+            hooks = [
+                getattr(block, name).register_forward_hook(lambda _m, _i, out: kept.append(out))
+                for name in ("query", "key", "value")
+            ]
         # inference on a GPU in mixed precision (training chooses its own: teacher.train); nothing on the CPU
-        with autocast(device) if not torch.is_grad_enabled() else contextlib.nullcontext():
-            out = self.model(
-                input_ids=batch.input_ids,
-                attention_mask=batch.attention_mask,
-                output_hidden_states=layer is not None,
-            )
+        try:
+            with autocast(device) if not torch.is_grad_enabled() else contextlib.nullcontext():
+                out = self.model(
+                    input_ids=batch.input_ids,
+                    attention_mask=batch.attention_mask,
+                    output_hidden_states=layer is not None and not attention,
+                )
+        finally:
+            for hook in hooks:
+                hook.remove()
         # fp32 out whatever ran inside (a no-op on the CPU): caches and metrics read numpy arrays
         logits = self._data_logits(out.logits.float())
-        hidden = out.hidden_states[layer].float() if layer is not None else None
+        if attention:
+            hidden = torch.cat(kept, -1).float()
+        else:
+            hidden = out.hidden_states[layer].float() if layer is not None else None
         if logits.dim() == 2:  # one output per window
-            if hidden is not None:
+            if hidden is not None and not attention:
                 hidden = sentence_vector(hidden, batch.attention_mask, vector)
             return TokenOutput(logits=logits, hidden=hidden)
         return TokenOutput(logits=logits, hidden=hidden, mask=batch.token_mask)
@@ -333,3 +354,16 @@ def load_teacher(path: str | Path) -> Teacher:
         return teacher
     model = auto_class(meta.get("task", "ner")).from_pretrained(path, dtype=torch.float32)
     return Teacher(model.eval(), load_tokenizer(path), meta)
+
+
+def attention_block(model: torch.nn.Module, index: int) -> torch.nn.Module:
+    """The self-attention of encoder block ``index`` (0-based) of a BERT-like model (BERT, XLM-R, ...): the
+    module with ``query``, ``key`` and ``value`` projections."""
+    suffix = f"layer.{index}.attention.self"
+    for name, module in model.named_modules():
+        if name.endswith(suffix) and all(hasattr(module, p) for p in ("query", "key", "value")):
+            return module
+    raise ValueError(
+        f"no BERT-like self-attention (query/key/value) at encoder block {index} of {type(model).__name__}: "
+        "the attention relation loss reads BERT-like teachers"
+    )
