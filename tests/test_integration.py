@@ -41,12 +41,13 @@ def test_real_teacher_fine_tunes_on_embedded_sentences(tmp_path):
 
 def test_transformer_student_from_the_real_teacher_computes_its_layer_states():
     """A transformer student at the teacher's shapes with its full-rank table (E = 384) and teacher layers
-    0..1 copied computes multilingual-e5-small's hidden_states[2] on real sentences (kept sub-words)."""
+    0..1 copied computes multilingual-e5-small's hidden_states[2] on real sentences (kept sub-words), and its
+    top layer's attention queries/keys/values (the relation loss's) are those of the teacher's block 2."""
     import numpy as np
     from transformers import AutoModel
 
     from xtremedistil.student.transformer import TransformerConfig, TransformerStudent, init_from_teacher
-    from xtremedistil.teacher.model import load_tokenizer
+    from xtremedistil.teacher.model import attention_block, load_tokenizer
     from xtremedistil.teacher.registry import resolve_teacher
 
     folder = resolve_teacher("multilingual-e5-small")
@@ -66,8 +67,17 @@ def test_transformer_student_from_the_real_teacher_computes_its_layer_states():
     student = TransformerStudent(config, kept).eval()
     assert init_from_teacher(student, model, tokenizer.unk_token_id) == [0, 1]
     lengths = encoded["attention_mask"].sum(1)
+    block, teacher_qkv = attention_block(model, 1), []
+    hooks = [
+        getattr(block, name).register_forward_hook(lambda _m, _i, out: teacher_qkv.append(out))
+        for name in ("query", "key", "value")
+    ]
+    relations: list[torch.Tensor] = []
     with torch.no_grad():
         expected = model(**encoded, output_hidden_states=True).hidden_states[2]
-        got = student.states(student.padded_ids(encoded["input_ids"], lengths), lengths)
+        got = student.states(student.padded_ids(encoded["input_ids"], lengths), lengths, None, relations)
+    for hook in hooks:
+        hook.remove()
     real = encoded["attention_mask"].bool()
     assert (expected - got)[real].abs().max() < 1e-4
+    assert (torch.cat(teacher_qkv, -1) - relations[0])[real].abs().max() < 1e-4
