@@ -39,7 +39,13 @@ from xtremedistil.pipeline import (
 from xtremedistil.progress import Reporter, SilentReporter, Stopwatch
 from xtremedistil.segment import model_segmenter, segmenter
 from xtremedistil.student.distil import DevSet, Pool, StageSettings, run_stage
-from xtremedistil.student.families import build_family, group_names, student_sizes
+from xtremedistil.student.families import (
+    build_family,
+    family_fields,
+    group_names,
+    relation_heads,
+    student_sizes,
+)
 from xtremedistil.student.model import StudentBase, build_vocabulary, nearest_kept
 from xtremedistil.student.saved import save_student
 from xtremedistil.student.schedule import ScheduleSettings, Stage, plan
@@ -80,16 +86,11 @@ def stage_settings(config: RunConfig) -> StageSettings:
         representation_kind=d.representation_loss,
         temperature=d.temperature,
         logit_positions=d.logit_positions,
-        relation_heads=relation_heads(config),
+        relation_heads=relation_heads(config.student, config.distil),
         eval_every=d.eval_every,
         seed=student_seed(config),
         checkpoint_every=d.checkpoint_every,
     )
-
-
-def relation_heads(config: RunConfig) -> int:
-    """The self-attention relation loss's heads: ``distil.attention_heads``, else the student's heads."""
-    return config.distil.attention_heads or int(student_sizes(config.student).get("heads") or 1)
 
 
 def student_seed(config: RunConfig) -> int:
@@ -268,29 +269,7 @@ def build_student(config: RunConfig, prepared: Prepared) -> StudentBase:
         pooling=section.pooling if prepared.task.level == "sequence" else "none",
         **student_sizes(section),
     )
-    if section.kind == "transformer":
-        fields["max_positions"] = int(teacher.meta["max_length"])
-        fields["map_layers"] = tuple(i for i, _ in config.distil.layer_map)
-        for i, j in config.distil.layer_map:
-            if not (1 <= i <= fields["layers"] and 0 <= j <= teacher.num_layers):
-                raise ConfigError(
-                    f"distil.layer_map pair [{i}, {j}]: student layers are 1..{fields['layers']}, teacher "
-                    f"layers 0..{teacher.num_layers}"
-                )
-        fields["layer_norm_eps"] = float(getattr(teacher.model.config, "layer_norm_eps", 1e-12))
-        attention = config.distil.attention_layer
-        fields["relations"] = attention is not None
-        if attention is not None:
-            heads, widths = relation_heads(config), (fields["hidden_size"], fields["projection_dim"])
-            if not 1 <= attention <= teacher.num_layers:
-                raise ConfigError(
-                    f"distil.attention_layer = {attention}: the teacher's blocks are 1..{teacher.num_layers}"
-                )
-            if any(w % heads for w in widths):
-                raise ConfigError(
-                    f"distil.attention_heads = {heads}: the relation heads cut the student's width "
-                    f"{widths[0]} and the teacher's {widths[1]} into equal parts; choose a common divisor"
-                )
+    fields |= family_fields(config, teacher, fields)
     torch.manual_seed(student_seed(config))
     student = build_family(section.kind, fields, kept)
     table = teacher.model.get_input_embeddings().weight  # the fine-tuned teacher's

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from xtremedistil.errors import ConfigError
 from xtremedistil.student.model import LAYER_GROUPS, PRESETS, BiLSTMStudent, StudentBase, StudentConfig
 from xtremedistil.student.transformer import (
     TransformerConfig,
@@ -45,6 +46,47 @@ def group_names(section: Any) -> tuple[str, ...]:
     if section.kind == "transformer":
         return layer_group_names(student_sizes(section)["layers"])
     return LAYER_GROUPS
+
+
+def relation_heads(section: Any, distil: Any) -> int:
+    """The self-attention relation loss's heads: ``distil.attention_heads``, else the student's heads."""
+    return distil.attention_heads or int(student_sizes(section).get("heads") or 1)
+
+
+def family_fields(config: Any, teacher: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """What a family's config reads from the teacher and the distil section beside its sizes (``fields``):
+    a transformer its window, norm epsilon, layer-map layers and relation output, checked against the
+    teacher's layers and width; a BiLSTM nothing."""
+    if config.student.kind != "transformer":
+        return {}
+    distil = config.distil
+    for i, j in distil.layer_map:
+        if not (1 <= i <= fields["layers"] and 0 <= j <= teacher.num_layers):
+            raise ConfigError(
+                f"distil.layer_map pair [{i}, {j}]: student layers are 1..{fields['layers']}, teacher "
+                f"layers 0..{teacher.num_layers}"
+            )
+    attention = distil.attention_layer
+    if attention is not None:
+        heads, widths = (
+            relation_heads(config.student, distil),
+            (fields["hidden_size"], fields["projection_dim"]),
+        )
+        if not 1 <= attention <= teacher.num_layers:
+            raise ConfigError(
+                f"distil.attention_layer = {attention}: the teacher's blocks are 1..{teacher.num_layers}"
+            )
+        if any(w % heads for w in widths):
+            raise ConfigError(
+                f"distil.attention_heads = {heads}: the relation heads cut the student's width "
+                f"{widths[0]} and the teacher's {widths[1]} into equal parts; choose a common divisor"
+            )
+    return {
+        "max_positions": int(teacher.meta["max_length"]),
+        "map_layers": tuple(i for i, _ in distil.layer_map),
+        "layer_norm_eps": float(getattr(teacher.model.config, "layer_norm_eps", 1e-12)),
+        "relations": attention is not None,
+    }
 
 
 def build_family(kind: str, fields: dict[str, Any], kept_teacher_ids: np.ndarray) -> StudentBase:
