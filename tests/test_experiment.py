@@ -135,6 +135,8 @@ def test_tiny_grid_runs_resumes_and_adds_only_new_cells(toy_config, tmp_path, mo
     assert again["test_raw_mean"] == pytest.approx(row["test_raw_mean"])
     assert again["throughput"] > 0 and "speed_refreshed" in again
     assert again["throughput_speedup"] == pytest.approx(again["throughput"] / again["teacher_throughput"])
+    rounds = again["throughput_speedup_rounds"]  # paired rounds (speed.rounds = 3): the row is the median's
+    assert len(rounds) == 3 and again["throughput_speedup"] == sorted(rounds)[1]
     # a saved student that does not score what its row says is not refreshed into it
     path.write_text(json.dumps({**again, "test_raw_mean": None, "test_mean": again["test_mean"] + 5}))
     capsys.readouterr()

@@ -270,10 +270,12 @@ class SpeedSection(Strict):
     latency_samples: int = Field(default=100, ge=1)
     # throughput: the fixed batches are timed again in turn until their times add up to this many seconds
     min_seconds: float = Field(default=1.0, ge=0)
+    # experiment rows: paired rounds (students, then the teacher); the row takes the median ratio's round
+    rounds: int = Field(default=3, ge=1)
 
     def measure_kwargs(self, **override: Any) -> dict[str, Any]:
         """The keyword arguments of ``speed.measure_model``."""
-        return self.model_dump() | override
+        return self.model_dump(exclude={"rounds"}) | override
 
 
 class ExperimentCell(Strict):

@@ -225,15 +225,8 @@ class Experiment:
                 row["teacher_test_raw_mean"] = self.teacher_scores(cell, config, prepared)["test"][
                     "end_to_end"
                 ]["mean_f1"]
-            speed, teacher_speed = self.student_speed(students, prepared), self.teacher_speed(prepared)
-            row |= {
-                "throughput": speed["throughput"],
-                "latency_ms": speed["latency_ms_median"],
-                "latency_ms_p95": speed["latency_ms_p95"],
-                "throughput_speedup": speed["throughput"] / teacher_speed["throughput"],
-                "teacher_throughput": teacher_speed["throughput"],
-                "teacher_latency_ms": teacher_speed["latency_ms_median"],
-                "speed_refreshed": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            row |= self.speed_fields(students, prepared) | {
+                "speed_refreshed": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             }
             write_json(path, row)
             self.reporter.info(
@@ -281,8 +274,6 @@ class Experiment:
             scores, students, stages = self._per_language(cell, config, prepared, all_pools)
         else:
             scores, students, stages = self._joint(cell, config, prepared, all_pools)
-        speed = self.student_speed(students, prepared)
-        teacher_speed = self.teacher_speed(prepared)
         counts = [parameter_counts(student, student.embedding) for student in students]
         params = {key: sum(c[key] for c in counts) for key in ("total", "embedding")}
         teacher_params = parameter_counts(
@@ -310,12 +301,7 @@ class Experiment:
             "params": params["total"],
             "embedding_params": params["embedding"],
             "compression": teacher_params["total"] / params["total"],
-            "throughput": speed["throughput"],
-            "latency_ms": speed["latency_ms_median"],
-            "latency_ms_p95": speed["latency_ms_p95"],
-            "throughput_speedup": speed["throughput"] / teacher_speed["throughput"],
-            "teacher_throughput": teacher_speed["throughput"],  # measured in this process, as the students
-            "teacher_latency_ms": teacher_speed["latency_ms_median"],
+            **self.speed_fields(students, prepared),
             "teacher_params": teacher_params["total"],
             "family": config.student.kind,
             "stages": [
@@ -328,6 +314,25 @@ class Experiment:
                 for s in stages
             ],
             "seconds": time.perf_counter() - start,
+        }
+
+    def speed_fields(self, students: list[Any], prepared: Prepared) -> dict[str, Any]:
+        """A row's speed: ``speed.rounds`` paired rounds, each the students' speed then the teacher's on the
+        same windows in this process; the row takes the round of the median throughput ratio and lists
+        every round's ratio (how far apart they are is the measurement's own spread)."""
+        rounds = []
+        for _ in range(self.config.speed.rounds):
+            student, teacher = self.student_speed(students, prepared), self.teacher_speed(prepared)
+            rounds.append((student["throughput"] / teacher["throughput"], student, teacher))
+        ratio, speed, teacher_speed = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
+        return {
+            "throughput": speed["throughput"],
+            "latency_ms": speed["latency_ms_median"],
+            "latency_ms_p95": speed["latency_ms_p95"],
+            "throughput_speedup": ratio,
+            "throughput_speedup_rounds": [r[0] for r in rounds],
+            "teacher_throughput": teacher_speed["throughput"],  # measured in this process, as the students
+            "teacher_latency_ms": teacher_speed["latency_ms_median"],
         }
 
     def student_speed(self, students: list[Any], prepared: Prepared) -> dict[str, float]:
