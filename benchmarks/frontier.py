@@ -75,6 +75,17 @@ def raw(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def speedup(row: dict[str, Any]) -> str:
+    """The row's throughput ratio to the teacher, with the range of its paired rounds when it has them."""
+    rounds = row.get("throughput_speedup_rounds") or []
+    spread = f" ({min(rounds):.1f}–{max(rounds):.1f})" if len(rounds) > 1 else ""
+    return f"{row['throughput_speedup']:.1f}{spread}"
+
+
+def name(row: dict[str, Any]) -> str:
+    return row["cell"]["student"] + (f", {row['variant']}" if row.get("variant") else "")
+
+
 def main_table(rows: list[dict[str, Any]], teacher: dict[str, float]) -> str:
     lines = [
         "| student | family | parameters | compression | dev F1 | test F1 (mean ± std) | test F1, raw text "
@@ -86,7 +97,7 @@ def main_table(rows: list[dict[str, Any]], teacher: dict[str, float]) -> str:
             f"| {r['cell']['student']} | {family(r)} | {r['params']:,} | {r['compression']:.1f}× | "
             f"{r['dev_mean']:.2f} | {r['test_mean']:.2f} ± {r['test_std']:.2f} | {raw(r.get('test_raw_mean'))} | "
             f"{100 * r['retained']:.1f} | "
-            f"{r['throughput']:,.0f} | {r['throughput_speedup']:.1f} | {r['latency_ms']:.2f} | "
+            f"{r['throughput']:,.0f} | {speedup(r)} | {r['latency_ms']:.2f} | "
             f"{r['seconds'] / 60:.1f} |"
         )
     lines.append(
@@ -144,9 +155,9 @@ def targets(rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any] | None]:
     for label, r in candidates:
         retained = 100 * r["retained"]
         lines.append(
-            f"| {r['cell']['student']} ({r['transfer_windows']:,} transfer windows), {label} | {retained:.2f} "
+            f"| {name(r)} ({r['transfer_windows']:,} transfer windows), {label} | {retained:.2f} "
             f"({verdict(retained >= TARGET_RETENTION)}) | {r['compression']:.1f} "
-            f"({verdict(r['compression'] >= TARGET_COMPRESSION)}) | {r['throughput_speedup']:.1f} "
+            f"({verdict(r['compression'] >= TARGET_COMPRESSION)}) | {speedup(r)} "
             f"({verdict(r['throughput_speedup'] >= TARGET_SPEEDUP)}) |"
         )
     best = candidates[0][1]
@@ -219,9 +230,9 @@ def transfer_section(
 ) -> str:
     rows = sorted(student_rows(results), key=lambda r: r["transfer_windows"])
     lines = [
-        "| transfer windows | dev F1 | test F1 (mean ± std) | % of teacher | dev gain per doubling | parameters "
-        "| compression | × teacher throughput | min |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| transfer windows | dev F1 | test F1 (mean ± std) | test F1, raw text | % of teacher | dev gain per "
+        "doubling | parameters | compression | × teacher throughput | min |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     flat_at = None
     for k, r in enumerate(rows):
@@ -236,8 +247,8 @@ def transfer_section(
                 flat_at = prev["transfer_windows"]
         lines.append(
             f"| {r['transfer_windows']:,} | {r['dev_mean']:.2f} | {r['test_mean']:.2f} ± {r['test_std']:.2f} | "
-            f"{100 * r['retained']:.1f} | {gain} | {r['params']:,} | {r['compression']:.1f}× | "
-            f"{r['throughput_speedup']:.1f} | {r['seconds'] / 60:.1f} |"
+            f"{raw(r.get('test_raw_mean'))} | {100 * r['retained']:.1f} | {gain} | {r['params']:,} | {r['compression']:.1f}× | "
+            f"{speedup(r)} | {r['seconds'] / 60:.1f} |"
         )
     if len(rows) < 2:
         verdict = "Fewer than two sizes have run: no curve yet."
@@ -255,8 +266,11 @@ def transfer_section(
     if rows:
         plot_transfer(rows, DOCS / "transfer.png")
     chosen = (
-        "\nThe student keeps every sub-word of its train and transfer text, so its table (and its parameter "
-        "count) grows with the transfer set; the column `parameters` says by how much.\n"
+        "\nUncapped, the student keeps every sub-word of its train and transfer text, so its table (most of "
+        "its parameters) grows with the transfer pool: the 23 extra languages take the same `xs` past the 30× "
+        "bound. The capped row (below) keeps the most frequent sub-words only. Throughput: the median of "
+        "paired rounds (student, then teacher, in one process; the rounds' range in brackets) where a row has "
+        'them (`xtremedistil experiment --refresh`, docs/METHOD.md "How speed is measured").\n'
     )
     return (
         "## Transfer-set size past the paper's 80k (`configs/wikiann-transfer.toml`)\n\n"
@@ -319,7 +333,7 @@ def capped_section(rows: list[dict[str, Any]], uncapped: list[dict[str, Any]], m
         lines.append(
             f"| {r['transfer_windows']:,} | {kept} | {r['dev_mean']:.2f} | {r['test_mean']:.2f} | "
             f"{raw(r.get('test_raw_mean'))} | {100 * r['retained']:.1f} | {r['params']:,} | "
-            f"{r['compression']:.1f}× | {r['throughput_speedup']:.1f} | {r['seconds'] / 60:.1f} |"
+            f"{r['compression']:.1f}× | {speedup(r)} | {r['seconds'] / 60:.1f} |"
         )
     return (
         f"\n#### The largest size with a capped vocabulary (`{CAPPED_CONFIG}`)\n\n"
@@ -439,11 +453,15 @@ def main() -> None:
         frontier_dir = Path(tomllib.loads(Path(default["students"]).read_text())["output_dir"])
         frontier = student_rows(finished_cells(frontier_dir))
         capped_tree = tomllib.loads(Path(CAPPED_CONFIG).read_text())
-        capped = student_rows(finished_cells(Path(capped_tree["output_dir"])))
+        max_vocab = capped_tree["student"]["max_vocab"]
+        capped = [
+            r | {"variant": f"vocabulary capped at {max_vocab:,}"}
+            for r in student_rows(finished_cells(Path(capped_tree["output_dir"])))
+        ]
         write_section(
             "transfer-curve",
             transfer_section(results, frontier + capped, seconds)
-            + capped_section(capped, student_rows(results), capped_tree["student"]["max_vocab"]),
+            + capped_section(capped, student_rows(results), max_vocab),
         )
         return
     rows = student_rows(results)
