@@ -481,15 +481,23 @@ def main() -> None:
         "fine-tuned teacher and its cache for every student. Transformers `t<layers>-<hidden>[-e<E>]` "
         '(docs/METHOD.md, "Transformer students"); the 384-wide one starts from the teacher\'s bottom layers, '
         "the narrower ones from random layers, all from the teacher's SVD embedding. Speed: PyTorch fp32, the "
-        "teacher and every student measured in the same process with the same threads (the teacher's figure "
-        "is the median over the invocations that measured it). Model selection on dev only; cells that "
-        "finished earlier are read, not rerun.\n\n"
+        "teacher and every student measured in the same process with the same threads: each row's ratio is "
+        "the median of paired rounds (the student, then the teacher; the rounds' range in brackets), the "
+        'teacher\'s column the median over the rows (docs/METHOD.md, "How speed is measured"). Model '
+        "selection on dev only; cells that finished earlier are read, not rerun.\n\n"
         + target_text
-        + "\n"
+        + "\nOver this section's cells only (one transfer size); over every cell, the larger transfer sets and "
+        'the capped vocabulary included, see "Transfer-set size" below.\n\n'
         + main_table(rows, teacher)
         + "\n\nTest F1 at gold word boundaries, and of the entities found in the raw text (what `predict` "
-        "reads); cells finished before experiment rows recorded the raw-text score show a dash (their saved "
-        "students have not been rescored yet).\n\n![frontier](frontier.png)\n\n"
+        "reads)"
+        + (
+            "; a dash: a cell finished before rows recorded the raw-text score and not rescored since "
+            "(`--refresh`)"
+            if any(r.get("test_raw_mean") is None for r in rows)
+            else ""
+        )
+        + ".\n\n![frontier](frontier.png)\n\n"
         + "#### The paper's Table 15 comparison: each BiLSTM beside the transformer closest in size, and in "
         "batch-1 latency\n\n"
         + nearest_pairs(rows, "params")
