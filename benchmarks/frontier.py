@@ -27,6 +27,7 @@ cells); ``--report-only`` rebuilds the section from the run folder's finished ce
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -316,6 +317,7 @@ CAPPED_CONFIG = "configs/wikiann-transfer-capped.toml"
 TUNE_DIR = Path("runs/wikiann-frontier-tune")
 TUNE_STUDENT = "t4-128"
 TUNE_LRS = ("1e-3", "2e-3")  # beside the frontier's own cell at the default 5e-4
+TUNE_LAYER_MAP = "[[2, 3]]"  # the 4-layer student's layer 2 also matches the teacher's layer 3
 
 
 def capped_section(rows: list[dict[str, Any]], uncapped: list[dict[str, Any]], max_vocab: int | None) -> str:
@@ -378,6 +380,14 @@ def tune_variants(config: Path, report_only: bool) -> list[tuple[str, dict[str, 
     out = [(label, r) for label, _, r in variants]
     if row:
         out.append((f"transformer_lr {lr} (chosen on dev) + self-attention relations of block {layer}", row))
+    mapped = variant(
+        f"layermap-lr{lr}", [f"distil.transformer_lr={lr}", f"distil.layer_map={TUNE_LAYER_MAP}"]
+    )
+    if mapped:
+        pairs = ", ".join(f"student {i} ↔ teacher {j}" for i, j in json.loads(TUNE_LAYER_MAP))
+        out.append(
+            (f"transformer_lr {lr} (chosen on dev) + layer map ({pairs}, beside top ↔ {layer})", mapped)
+        )
     return out
 
 
@@ -405,7 +415,8 @@ def tune_section(variants: list[tuple[str, dict[str, Any]]], seconds: float | No
         "cache and schedule, at other stage learning rates (`distil.transformer_lr`), then at the rate chosen "
         "on dev with MiniLMv2's self-attention relation loss added to stage 1 (`distil.attention_layer`: the "
         "student's top layer against the teacher block that outputs the representation layer; relation heads "
-        "= the student's 4; docs/METHOD.md). Model selection on dev only; test is reported, never chosen on.\n\n"
+        "= the student's 4; docs/METHOD.md), and with a layer map (`distil.layer_map`: a further match of a "
+        "middle student layer to a middle teacher layer). Model selection on dev only; test is reported, never chosen on.\n\n"
         + "\n".join(lines)
         + "\n\n"
         + pick
