@@ -7,7 +7,8 @@ import pytest
 from tests.test_distil_e2e import toy_config  # noqa: F401  (fixture)
 from xtremedistil.cli import main
 from xtremedistil.config import load_config
-from xtremedistil.experiment import Cell, Experiment, grid, select
+from xtremedistil.errors import ConfigError
+from xtremedistil.experiment import Cell, Experiment, cell_config, grid, select
 
 TABLE = [
     {
@@ -87,6 +88,19 @@ def test_student_names_choose_the_family_and_sizes(tmp_path):
         "layers": 2, "hidden_size": 64, "heads": 2, "intermediate_size": 256, "embedding_dim": 50,
     }  # fmt: skip
     assert student_sizes(students["t4-384-e96"])["embedding_dim"] == 96
+
+
+def test_transformer_only_keys_pass_when_the_grid_names_transformers_and_are_checked_per_cell(tmp_path):
+    """distil.attention_layer / layer_map on an experiment whose cells name transformer students: the
+    top-level config (student.kind is the BiLSTM default) loads; a BiLSTM cell of such a grid is refused."""
+    for key in ("distil.attention_layer=2", "distil.layer_map=[[1, 2]]"):
+        with pytest.raises(ConfigError, match="transformer"):
+            load_config(None, [key])  # a plain BiLSTM run
+        config = load_config(None, [key, 'experiment.students=["t2-16", "xs"]'])
+        transformer, bilstm = grid(config)
+        assert cell_config(config, transformer, tmp_path).student.kind == "transformer"
+        with pytest.raises(ConfigError, match="transformer"):
+            cell_config(config, bilstm, tmp_path)
 
 
 def test_a_ready_teacher_cannot_be_fine_tuned_on_fewer_labels(tmp_path):

@@ -327,12 +327,17 @@ class RunConfig(Strict):
 
     @model_validator(mode="after")
     def _layer_map_student(self) -> RunConfig:
-        if self.distil.layer_map and self.student.kind != "transformer":
+        # an experiment's cells name their students: a transformer there is checked again in its cell's config
+        if self.student.kind == "transformer" or any(
+            re.match(TRANSFORMER_STUDENT, s) for s in self.experiment.students
+        ):
+            return self
+        if self.distil.layer_map:
             raise ValueError(
                 'distil.layer_map matches a transformer student\'s layers; set student.kind = "transformer" '
                 "(a BiLSTM student has one representation, matched to distil.layer)"
             )
-        if self.distil.attention_layer is not None and self.student.kind != "transformer":
+        if self.distil.attention_layer is not None:
             raise ValueError(
                 "distil.attention_layer matches a transformer student's attention; set student.kind = "
                 '"transformer" (a BiLSTM student has no attention)'

@@ -93,6 +93,7 @@ def cell_config(base: RunConfig, cell: Cell, run_dir: Path) -> RunConfig:
     """The run config of a cell. Data, teacher and caches follow the base seed; the cell seed is the student's."""
     tree = base.model_dump(exclude_none=True)
     tree["distil"].update(strategy=cell.strategy, layer=cell.layer, seed=cell.seed)
+    tree["experiment"]["students"] = [cell.student]  # the cell's own: its config is checked for its student
     if "," in cell.student:
         try:
             e, h = (int(v) for v in cell.student.split(","))
