@@ -349,7 +349,7 @@ KEYS_ADDED: dict[str, dict[str, Any]] = {
         "max_vocab": None,
     },
     "distil": {
-        "transformer_lr": 5e-4,
+        "transformer_lr": 1e-3,
         "layer_map": [],
         "attention_layer": None,
         "attention_heads": None,
