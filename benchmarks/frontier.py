@@ -10,7 +10,7 @@ the budget picks across both families, and a frontier plot, written into docs/RE
 
 ``--part transfer``: test and dev F1 of the `xs` student against the transfer-set size (20,000 to 200,000
 windows from the train text of all 31 languages), where the curve flattens (on dev), and the issue's
-97% target over every cell of both run folders; it also runs configs/wikiann-transfer-capped.toml (the
+97% target over every cell of the three run folders; it also runs configs/wikiann-transfer-capped.toml (the
 largest size with the student's vocabulary capped) and reports it beside the curve.
 
 ``--part tune``: the transformer student t4-128 of the frontier (random layers) at other stage learning rates
@@ -282,7 +282,7 @@ def transfer_section(
         "a nested seeded sample of one cache. Sizes the run has not reached are not in the table.\n\n"
         + "\n".join(lines)
         + f"\n\n{verdict}\n\n![transfer](transfer.png)\n\n"
-        + "#### The issue's first target over every cell of both run folders (frontier and transfer sizes)\n\n"
+        + "#### The issue's first target over every cell of the three run folders (frontier, transfer sizes, capped vocabulary)\n\n"
         + target_text
         + chosen
     )
