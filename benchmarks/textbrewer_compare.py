@@ -494,6 +494,11 @@ def _from_cell(cell: dict[str, Any]) -> dict[str, Any]:
         "languages": {lang: {"f1": value / 100} for lang, value in f1.items()},
         "mean_f1": cell["test_mean"],
         "std_f1": cell.get("test_std", statistics.pstdev(f1.values()) if len(f1) > 1 else 0.0),
+        **(
+            {"end_to_end": {"mean_f1": cell["test_raw_mean"]}}
+            if cell.get("test_raw_mean") is not None
+            else {}
+        ),
     }
 
 
@@ -606,6 +611,12 @@ def _stopping(run: dict[str, Any]) -> str:
     return f"a fixed {s['max_epochs']} epochs"
 
 
+def _raw(scores: dict[str, Any]) -> str:
+    """Mean F1 of the entities found in the raw text (beside gold words), or a dash where not scored."""
+    raw = (scores.get("end_to_end") or {}).get("mean_f1")
+    return "–" if raw is None else f"{raw:.2f}"
+
+
 def run_table(runs: dict[str, dict[str, Any]]) -> str:
     names = [LABELS.get(m, f"TextBrewer, {m}") for m in runs]
     rows = [
@@ -624,6 +635,7 @@ def run_table(runs: dict[str, dict[str, Any]]) -> str:
         ),
         ("kept (best on dev)", lambda r: f"epoch {r['best_epoch']:g}: dev {r['best_dev_mean_f1']:.2f}"),
         ("test mean F1", lambda r: f"{r['test_mean_f1']:.2f} ± {r['test_std_f1']:.2f}"),
+        ("test mean F1, raw text (what `predict` reads)", lambda r: _raw(r["student"]["test"])),
         (
             "student training, dev evaluations included",
             lambda r: f"{_minutes(r['train_seconds'])} (training loop {_minutes(r['loop_seconds'])})",
@@ -711,9 +723,12 @@ def gap_line(
             f"(ours ≥ converged TextBrewer + {TARGET_GAP:g} F1) is not computed yet."
         )
     parts = []
+    ours_raw = (ours["test"].get("end_to_end") or {}).get("mean_f1")
     for mode, run in runs.items():
         gap = ours["test"]["mean_f1"] - run["test_mean_f1"]
-        parts.append(f"ours − {LABELS.get(mode, mode)}: **{gap:+.2f} F1 points** (test mean)")
+        raw = (run["student"]["test"].get("end_to_end") or {}).get("mean_f1")
+        on_raw = f", {ours_raw - raw:+.2f} on raw text" if ours_raw is not None and raw is not None else ""
+        parts.append(f"ours − {LABELS.get(mode, mode)}: **{gap:+.2f} F1 points** (test mean{on_raw})")
     if "converged" not in runs:
         verdict = (
             f"Issue 15's target (ours ≥ converged TextBrewer + {TARGET_GAP:g} F1) cannot be judged yet: "

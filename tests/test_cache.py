@@ -28,11 +28,11 @@ class CountingTeacher(torch.nn.Module):
         self.teacher, self.die_after, self.calls = teacher, die_after, 0
         self.tokenizer, self.labels, self.model = teacher.tokenizer, teacher.labels, teacher.model
 
-    def forward(self, batch, layer=None):
+    def forward(self, batch, layer=None, **kwargs):
         if self.die_after is not None and self.calls >= self.die_after:
             raise Killed
         self.calls += 1
-        return self.teacher(batch, layer=layer)
+        return self.teacher(batch, layer=layer, **kwargs)
 
 
 @pytest.fixture
@@ -133,7 +133,11 @@ def test_attention_states_cache_holds_the_blocks_queries_keys_values(setup, tmp_
     teacher, windows, spec = setup
     qkv = dataclasses.replace(spec, layer=2, states="attention", hidden_size=3 * 32, num_labels=0)
     assert qkv.key("d") != dataclasses.replace(spec, layer=2).key("d")
+    head_calls = []
+    hook = teacher.model.classifier.register_forward_hook(lambda *_: head_calls.append(1))
     cache = build_cache(teacher, windows, tmp_path / "a", qkv, shard_size=6, batch_size=4)
+    hook.remove()
+    assert head_calls == []  # the pass stops inside block 2: nothing above it runs
     rows = [5, 1]
     special = SpecialIds.from_tokenizer(teacher.tokenizer)
     batch = collate([windows[i] for i in rows], rows, special)

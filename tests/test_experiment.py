@@ -9,6 +9,7 @@ from xtremedistil.cli import main
 from xtremedistil.config import load_config
 from xtremedistil.errors import ConfigError
 from xtremedistil.experiment import Cell, Experiment, cell_config, grid, select
+from xtremedistil.student.families import family_fields
 
 TABLE = [
     {
@@ -101,6 +102,8 @@ def test_transformer_only_keys_pass_when_the_grid_names_transformers_and_are_che
         assert cell_config(config, transformer, tmp_path).student.kind == "transformer"
         with pytest.raises(ConfigError, match="transformer"):
             cell_config(config, bilstm, tmp_path)
+        with pytest.raises(ConfigError, match="for transformer students"):  # `distil` of that config
+            family_fields(config, None, {})
 
 
 def test_a_ready_teacher_cannot_be_fine_tuned_on_fewer_labels(tmp_path):

@@ -47,7 +47,7 @@ def test_transformer_student_from_the_real_teacher_computes_its_layer_states():
     from transformers import AutoModel
 
     from xtremedistil.student.transformer import TransformerConfig, TransformerStudent, init_from_teacher
-    from xtremedistil.teacher.model import attention_block, load_tokenizer
+    from xtremedistil.teacher.model import attention_states, load_tokenizer
     from xtremedistil.teacher.registry import resolve_teacher
 
     folder = resolve_teacher("multilingual-e5-small")
@@ -67,17 +67,10 @@ def test_transformer_student_from_the_real_teacher_computes_its_layer_states():
     student = TransformerStudent(config, kept).eval()
     assert init_from_teacher(student, model, tokenizer.unk_token_id) == [0, 1]
     lengths = encoded["attention_mask"].sum(1)
-    block, teacher_qkv = attention_block(model, 1), []
-    hooks = [
-        getattr(block, name).register_forward_hook(lambda _m, _i, out: teacher_qkv.append(out))
-        for name in ("query", "key", "value")
-    ]
     relations: list[torch.Tensor] = []
-    with torch.no_grad():
+    with torch.no_grad(), attention_states(model, 1) as teacher_qkv:
         expected = model(**encoded, output_hidden_states=True).hidden_states[2]
         got = student.states(student.padded_ids(encoded["input_ids"], lengths), lengths, None, relations)
-    for hook in hooks:
-        hook.remove()
     real = encoded["attention_mask"].bool()
     assert (expected - got)[real].abs().max() < 1e-4
     assert (torch.cat(teacher_qkv, -1) - relations[0])[real].abs().max() < 1e-4

@@ -139,13 +139,18 @@ class TeacherCache:
         One gather per shard and one scatter into the padded batch (no per-window copies); ``hidden=False``
         skips the layer states for stages that read only the logits. A per-window cache (sequence tasks)
         gives (B, C) logits and (B, H) vectors; ``width`` is not read."""
+        read = self._read(indices, width, ("logits", "hidden") if hidden else ("logits",))
+        return TokenOutput(logits=read["logits"], hidden=read.get("hidden"))
+
+    def states(self, indices: Sequence[int], width: int) -> torch.Tensor:
+        """The stored states alone, laid out as ``outputs``' (a further layer's, or attention states)."""
+        return self._read(indices, width, ("hidden",))["hidden"]
+
+    def _read(self, indices: Sequence[int], width: int, names: Sequence[str]) -> dict[str, torch.Tensor]:
         indices = np.asarray(indices, dtype=np.int64)
         shard_of, local = np.divmod(indices, self.shard_size)
         if self.per_window:
-            return TokenOutput(
-                logits=self._rows("logits", shard_of, local),
-                hidden=self._rows("hidden", shard_of, local) if hidden else None,
-            )
+            return {name: self._rows(name, shard_of, local) for name in names}
         starts, lengths = np.empty(len(indices), np.int64), np.empty(len(indices), np.int64)
         for k in np.unique(shard_of):
             rows = shard_of == k
@@ -160,10 +165,7 @@ class TeacherCache:
         token_shard = np.repeat(shard_of, lengths)
         place = torch.zeros(len(indices), width, dtype=torch.bool)
         place[:, 1:] = torch.arange(1, width) <= torch.from_numpy(lengths).unsqueeze(1)
-        return TokenOutput(
-            logits=self._scatter("logits", token, token_shard, place),
-            hidden=self._scatter("hidden", token, token_shard, place) if hidden else None,
-        )
+        return {name: self._scatter(name, token, token_shard, place) for name in names}
 
     def _rows(self, name: str, shard_of: np.ndarray, local: np.ndarray) -> torch.Tensor:
         dim = self.hidden_size if name == "hidden" else int(self.manifest["num_labels"])
@@ -206,8 +208,8 @@ class LayeredCache:
         out = self.main.outputs(indices, width, hidden=hidden)
         if not hidden or not (self.more or self.relations):
             return out
-        layers = tuple(cache.outputs(indices, width).hidden for cache in self.more)
-        relations = self.relations.outputs(indices, width).hidden if self.relations else None
+        layers = tuple(cache.states(indices, width) for cache in self.more)
+        relations = self.relations.states(indices, width) if self.relations else None
         return TokenOutput(out.logits, out.hidden, out.mask, layers, relations)  # type: ignore[arg-type]
 
 
@@ -364,7 +366,7 @@ def _write_shard(
                         on_logits(first + i, out.logits[row].float().numpy())
                 advance(len(batch))
                 continue
-            out = teacher(batch, layer=spec.layer, **({"attention": True} if attention else {})).to("cpu")
+            out = teacher(batch, layer=spec.layer, attention=attention).to("cpu")
             for row, i in enumerate(batch.index.tolist()):
                 a, b = offsets[i], offsets[i + 1]
                 hidden[a:b] = out.hidden[row, 1 : b - a + 1].numpy()

@@ -189,35 +189,36 @@ def prepare(config: RunConfig, run_dir: Path, reporter: Reporter, watch: Stopwat
         )
     for name, enc in (("transfer", windows), ("dev", dev_enc)):
         fingerprint = data_fingerprint(enc)
-
-        def cached(cache_spec: CacheSpec, description: str, on_logits: Any = None) -> TeacherCache:
-            with watch("teacher cache"):
-                return build_cache(
-                    teacher,
-                    enc,  # noqa: B023  (called inside this iteration)
-                    cache_root / f"{name}-{cache_spec.key(fingerprint)}",  # noqa: B023
-                    cache_spec,
-                    shard_size=config.cache.shard_size,
-                    batch_size=config.cache.batch_size,
-                    reporter=reporter,
-                    description=f"{description} ({name})",  # noqa: B023
-                    on_logits=on_logits,
-                )
-
-        built = [  # the representation layer, then the layer map's further teacher layers: one cache each
-            cached(
+        jobs = [  # the representation layer, then the layer map's further teacher layers: one cache each
+            (
                 dataclasses.replace(spec, layer=layer),
-                f"cache teacher layer {layer} + logits",
+                f"cache teacher layer {layer} + logits ({name})",
                 dev_logits.__setitem__ if name == "dev" and layer == spec.layer else None,
             )
             for layer in [spec.layer, *mapped]
         ]
-        relations = (
-            cached(relation_spec, f"cache teacher attention states of block {attention}")
-            if relation_spec is not None
-            else None
-        )
-        layered = bool(mapped) or relations is not None
+        if relation_spec is not None:
+            jobs.append(
+                (relation_spec, f"cache teacher attention states of block {attention} ({name})", None)
+            )
+        built = []
+        for cache_spec, description, on_logits in jobs:
+            with watch("teacher cache"):
+                built.append(
+                    build_cache(
+                        teacher,
+                        enc,
+                        cache_root / f"{name}-{cache_spec.key(fingerprint)}",
+                        cache_spec,
+                        shard_size=config.cache.shard_size,
+                        batch_size=config.cache.batch_size,
+                        reporter=reporter,
+                        description=description,
+                        on_logits=on_logits,
+                    )
+                )
+        relations = built.pop() if relation_spec is not None else None
+        layered = len(built) > 1 or relations is not None
         caches[name] = LayeredCache(built[0], built[1:], relations) if layered else built[0]
     dev = DevSet(
         dev_set,

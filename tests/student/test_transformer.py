@@ -191,7 +191,8 @@ def test_layer_map_projects_chosen_layers_and_they_freeze_with_their_layer(tiny_
 
     student = tiny_transformer(tiny_tokenizer, layers=3, map_layers=(1, 2)).eval()
     batch = _batch(tiny_tokenizer, ["alice lives in paris", "bob"])
-    out = student(batch)
+    out = student(batch, extras=True)
+    assert student(batch).layers == ()  # evaluation and speed do not run the maps
     assert [tuple(x.shape) for x in out.layers] == [tuple(out.hidden.shape)] * 2
     every: list[torch.Tensor] = []
     with torch.no_grad():
@@ -219,14 +220,15 @@ def test_layer_map_projects_chosen_layers_and_they_freeze_with_their_layer(tiny_
 def test_relations_are_the_top_layers_queries_keys_values_and_serve_training_only(tiny_tokenizer, tmp_path):
     student = tiny_transformer(tiny_tokenizer, layers=2, relations=True).eval()
     batch = _batch(tiny_tokenizer, ["alice lives in paris", "bob"])
-    out = student(batch)
+    out = student(batch, extras=True)
+    assert student(batch).relations is None  # only the stages that read them ask
     every: list[torch.Tensor] = []
     with torch.no_grad():
         student.states(student.read_ids(batch), batch.attention_mask.sum(1), every)
     top, entering = student.encoder[-1], every[0]  # the top layer reads the first layer's output
     expected = torch.cat([top.query(entering), top.key(entering), top.value(entering)], -1)
     assert torch.allclose(out.relations, expected, atol=1e-6)
-    assert tiny_transformer(tiny_tokenizer).eval()(batch).relations is None
+    assert tiny_transformer(tiny_tokenizer).eval()(batch, extras=True).relations is None
     folder = save_student(student, tiny_tokenizer, LABELS, tmp_path / "student", {"max_length": 16})
     assert load_student_model(folder)[0].config.relations
     manifest = export_student(folder, quantize=False)

@@ -99,7 +99,7 @@ def stage_loss(
     batch = db.batch.to(device)
     return objective(
         stage.weights,
-        student(batch),
+        student(batch, extras=stage.needs_hidden),  # a layer map's or the relation loss's outputs
         None if db.teacher is None else db.teacher.to(device),
         batch,
         representation_kind=settings.representation_kind,

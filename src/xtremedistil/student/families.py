@@ -57,9 +57,14 @@ def family_fields(config: Any, teacher: Any, fields: dict[str, Any]) -> dict[str
     """What a family's config reads from the teacher and the distil section beside its sizes (``fields``):
     a transformer its window, norm epsilon, layer-map layers and relation output, checked against the
     teacher's layers and width; a BiLSTM nothing."""
-    if config.student.kind != "transformer":
-        return {}
     distil = config.distil
+    if config.student.kind != "transformer":
+        if distil.layer_map or distil.attention_layer is not None:  # config validation lets an experiment
+            raise ConfigError(  # grid naming transformers through; its BiLSTM students stop here
+                "distil.layer_map and distil.attention_layer are for transformer students; this student is a "
+                f"{config.student.kind}"
+            )
+        return {}
     for i, j in distil.layer_map:
         if not (1 <= i <= fields["layers"] and 0 <= j <= teacher.num_layers):
             raise ConfigError(

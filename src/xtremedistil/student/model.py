@@ -248,7 +248,7 @@ class BiLSTMStudent(StudentBase):
         return self.embedding.weight
 
     # --- forward ------------------------------------------------------------------------------------
-    def forward(self, batch: Batch) -> TokenOutput:
+    def forward(self, batch: Batch, extras: bool = False) -> TokenOutput:  # a BiLSTM has no extras
         batch = batch.to(self.embedding.weight.device)
         ids = self.read_ids(batch)  # (B, T)
         projected, activated, logits = self._layers(ids, batch.attention_mask.sum(1))

@@ -22,6 +22,7 @@ from torch import nn
 from xtremedistil.outputs import TokenOutput
 from xtremedistil.student.model import PAD, UNK, StudentBase, init_embedding_svd, pool_states
 from xtremedistil.tasks.base import Batch
+from xtremedistil.teacher.model import encoder_blocks
 
 # "t<layers>-<hidden>[-e<embedding>]": heads of 32 dimensions (at least 2; 12 at 384 wide, as the teacher),
 # intermediate = 4 x hidden (the teacher's ratio), so a 384-wide student can take the teacher's layers
@@ -47,10 +48,10 @@ class TransformerConfig:
     pooling: str = "none"  # "none" per sub-word; "last" (the first token's state, <s>), "mean", "max"
     layer_norm_eps: float = 1e-12
     # student layers (1..layers) the layer map also matches to teacher layers, one projection each; the
-    # projections serve training only (inference and the ONNX graph never run them)
+    # projections serve training only (``forward(extras=True)``; inference and the ONNX graph never run them)
     map_layers: tuple[int, ...] = ()
-    # the top layer's attention queries, keys and values go out with the outputs (the self-attention relation
-    # loss, ``distil.attention_layer``); training only, as the map projections
+    # the top layer's attention queries, keys and values go out with the outputs the representation stages
+    # ask for (``forward(extras=True)``: the self-attention relation loss, ``distil.attention_layer``)
     relations: bool = False
 
     def to_dict(self) -> dict[str, object]:
@@ -169,19 +170,22 @@ class TransformerStudent(StudentBase):
     ) -> None:
         init_from_teacher(self, teacher_model, unk_id, teacher_layers)
 
-    def forward(self, batch: Batch) -> TokenOutput:
+    def forward(self, batch: Batch, extras: bool = False) -> TokenOutput:
+        """``extras``: also the training-only outputs the representation stages read (the layer map's
+        projected states, the top layer's attention states); evaluation, speed and predictions skip them."""
         batch = batch.to(self.embedding_weight.device)
         lengths = batch.attention_mask.sum(1)
         every: list[torch.Tensor] = []
-        relations: list[torch.Tensor] | None = [] if self.config.relations else None
+        relations: list[torch.Tensor] | None = [] if extras and self.config.relations else None
         projected, activated, logits = self._layers(
-            self.read_ids(batch), lengths, every if self.maps else None, relations
+            self.read_ids(batch), lengths, every if extras and self.maps else None, relations
         )
         hidden = projected if self.config.representation == "pre-activation" else activated
         mask = None if self.config.pooling != "none" else batch.token_mask
         layers = tuple(
             project(self._pooled(every[i - 1], lengths))
             for project, i in zip(self.maps, self.config.map_layers, strict=True)
+            if every
         )
         return TokenOutput(
             logits=logits,
@@ -279,8 +283,9 @@ def init_from_teacher(
             raise ValueError(
                 f"teacher layers {chosen}: need {config.layers} of 0..{tconf.num_hidden_layers - 1}"
             )
+        blocks = encoder_blocks(teacher_model)
         for target, j in zip(student.encoder, chosen, strict=True):
-            _copy_bert_layer(target, base.encoder.layer[j])
+            _copy_bert_layer(target, blocks[j])
     return chosen
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,38 +193,30 @@ class Teacher(nn.Module):
     ) -> TokenOutput:
         """Logits, and with ``layer`` that layer's states (a sequence task: its ``vector``, one per row); with
         ``attention`` instead the attention queries, keys and values inside block ``layer`` (the one that
-        outputs hidden_states[layer]), side by side (B, T, 3H)."""
+        outputs hidden_states[layer]), side by side (B, T, 3H), per sub-word, and no logits: the blocks
+        above it are not run."""
         device = self.model.device
         batch = batch.to(device)
-        kept: list[torch.Tensor] = []
-        hooks = []
+        # inference on a GPU in mixed precision (training chooses its own: teacher.train); nothing on the CPU
+        precision = autocast(device) if not torch.is_grad_enabled() else contextlib.nullcontext()
         if attention:
             if layer is None or not 1 <= layer <= self.num_layers:
                 raise ValueError(f"attention states: a block 1..{self.num_layers}, not {layer}")
-            block = attention_block(self.model, layer - 1)
-            hooks = [
-                getattr(block, name).register_forward_hook(lambda _m, _i, out: kept.append(out))
-                for name in ("query", "key", "value")
-            ]
-        # inference on a GPU in mixed precision (training chooses its own: teacher.train); nothing on the CPU
-        try:
-            with autocast(device) if not torch.is_grad_enabled() else contextlib.nullcontext():
-                out = self.model(
-                    input_ids=batch.input_ids,
-                    attention_mask=batch.attention_mask,
-                    output_hidden_states=layer is not None and not attention,
-                )
-        finally:
-            for hook in hooks:
-                hook.remove()
+            with precision, attention_states(self.model, layer - 1, stop=True) as kept:
+                self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+            hidden = torch.cat(kept, -1).float()
+            return TokenOutput(logits=hidden[..., :0], hidden=hidden, mask=batch.token_mask)
+        with precision:
+            out = self.model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                output_hidden_states=layer is not None,
+            )
         # fp32 out whatever ran inside (a no-op on the CPU): caches and metrics read numpy arrays
         logits = self._data_logits(out.logits.float())
-        if attention:
-            hidden = torch.cat(kept, -1).float()
-        else:
-            hidden = out.hidden_states[layer].float() if layer is not None else None
+        hidden = out.hidden_states[layer].float() if layer is not None else None
         if logits.dim() == 2:  # one output per window
-            if hidden is not None and not attention:
+            if hidden is not None:
                 hidden = sentence_vector(hidden, batch.attention_mask, vector)
             return TokenOutput(logits=logits, hidden=hidden)
         return TokenOutput(logits=logits, hidden=hidden, mask=batch.token_mask)
@@ -356,14 +348,51 @@ def load_teacher(path: str | Path) -> Teacher:
     return Teacher(model.eval(), load_tokenizer(path), meta)
 
 
+def encoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The encoder blocks of a BERT-like model (BERT, XLM-R, ...), bottom to top."""
+    try:
+        return getattr(model, "base_model", model).encoder.layer
+    except AttributeError:
+        raise ValueError(
+            f"{type(model).__name__} has no BERT-like encoder blocks (base_model.encoder.layer)"
+        ) from None
+
+
 def attention_block(model: torch.nn.Module, index: int) -> torch.nn.Module:
-    """The self-attention of encoder block ``index`` (0-based) of a BERT-like model (BERT, XLM-R, ...): the
-    module with ``query``, ``key`` and ``value`` projections."""
-    suffix = f"layer.{index}.attention.self"
-    for name, module in model.named_modules():
-        if name.endswith(suffix) and all(hasattr(module, p) for p in ("query", "key", "value")):
-            return module
-    raise ValueError(
-        f"no BERT-like self-attention (query/key/value) at encoder block {index} of {type(model).__name__}: "
-        "the attention relation loss reads BERT-like teachers"
-    )
+    """The self-attention (``query``, ``key``, ``value`` projections) of encoder block ``index`` (0-based)."""
+    return encoder_blocks(model)[index].attention.self
+
+
+class _Captured(Exception):
+    """Raised by the value projection's hook to stop a forward pass once the attention states are taken."""
+
+
+@contextlib.contextmanager
+def attention_states(
+    model: torch.nn.Module, index: int, *, stop: bool = False
+) -> Iterator[list[torch.Tensor]]:
+    """Collect the query, key and value projections of block ``index`` during a forward pass of ``model``
+    (the list holds them in that order once the pass went through the block). ``stop``: end the pass right
+    there (the blocks above, and the head, are not run; the caller gets no model output)."""
+    block = attention_block(model, index)
+    kept: list[torch.Tensor] = [None] * 3  # type: ignore[list-item]
+
+    def hook(k: int):
+        def keep(_module: torch.nn.Module, _inputs: Any, out: torch.Tensor) -> None:
+            kept[k] = out
+            if stop and all(t is not None for t in kept):
+                raise _Captured
+
+        return keep
+
+    hooks = [
+        getattr(block, name).register_forward_hook(hook(k))
+        for k, name in enumerate(("query", "key", "value"))
+    ]
+    try:
+        yield kept
+    except _Captured:
+        pass
+    finally:
+        for handle in hooks:
+            handle.remove()
